@@ -1,0 +1,70 @@
+"""How commands print: step lines on stderr, results on stdout in text, JSON or YAML."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..engine.request import RunResult
+
+FORMATS = ("text", "json", "yaml")
+
+
+def dump(document: Any, fmt: str) -> str:
+    """A document as JSON or YAML text."""
+    if fmt == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class StepPrinter:
+    """An executor observer that prints one line per step transition."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+
+    def __call__(self, kind: str, event: dict[str, Any]) -> None:
+        if self.quiet or kind != "step":
+            return
+        status, name = event.get("status"), event.get("step")
+        if status == "completed":
+            line = f"  ok    {name} ({event.get('duration', 0):.2f}s)"
+        elif status == "failed":
+            line = f"  FAIL  {name}: {short(event.get('error_message') or event.get('error'), 300)}"
+        elif status == "skipped":
+            line = f"  skip  {name}: {event.get('reason')}"
+        elif status == "retrying":
+            line = (f"  retry {name} attempt {event.get('attempt')}/{event.get('max_attempts')} "
+                    f"failed, next in {event.get('next_delay', 0):.1f}s: {short(event.get('error'))}")
+        else:
+            return
+        print(line, file=self.stream, flush=True)
+
+
+def print_result(result: RunResult, fmt: str, output: str | None = None) -> None:
+    """The run's outcome: a summary line, or the JSON/YAML document on stdout only."""
+    if fmt in ("json", "yaml"):
+        text = dump(result.to_json(), fmt)
+        sys.stdout.write(text)
+    else:
+        if result.ok:
+            text = f"Workflow '{result.workflow}' completed (run {result.run_id}, workspace {result.workspace})\n"
+            sys.stdout.write(text)
+        else:
+            where = f" at step '{result.failed_step}'" if result.failed_step else ""
+            text = (f"Workflow '{result.workflow}' {result.status}{where}: {result.error} "
+                    f"(run {result.run_id}, workspace {result.workspace})\n")
+            sys.stderr.write(f"error: {text}")
+    if output:
+        Path(output).write_text(text if fmt != "text" else dump(result.to_json(), "json"), encoding="utf-8")

@@ -1,0 +1,112 @@
+"""Everything one run needs while its steps execute, in whichever executor."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..spec.models import Step, Workflow
+from ..templating import Namespace, render_value
+from .secrets import Masker
+
+# What a step record keeps in the `steps` namespace (and in step_outputs).
+STEP_NS_KEYS = ("status", "result", "error", "error_message", "error_type", "attempt", "reason", "items")
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+def _no_observer(kind: str, info: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """A run in progress: its identity, its namespaces and the recorder of its transitions."""
+
+    workflow: Workflow
+    run_id: str
+    workspace: Path
+    args: dict[str, Any]
+    recorder: Any  # RunRecorder-like: .record(event)
+    run_number: int | None = None
+    # The environment of templates and subprocesses (process env + workflow `env:`).
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    masker: Masker = field(default_factory=Masker)
+    timestamp: str = ""
+    observer: Observer = _no_observer
+    # The live `steps` namespace; entries are replaced whole, never mutated, so a
+    # template reading it while a parallel step finishes sees old or new, not half.
+    steps: Namespace = field(default_factory=lambda: Namespace("steps"))
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._args_ns = Namespace("args", self.args)
+        self._env_ns = Namespace("env", self.environ)
+        self._settings_ns = Namespace("settings", self.workflow.settings)
+        self._workflow_ns = Namespace(
+            "workflow",
+            {
+                "name": self.workflow.name,
+                "file": self.workflow.source,
+                "workspace": str(self.workspace),
+                "run_id": self.run_id,
+                "run_number": self.run_number,
+                "timestamp": self.timestamp,
+                "description": self.workflow.description,
+            },
+        )
+
+    # --- namespaces ------------------------------------------------------------------
+
+    def namespaces(self, step: Step | None = None, attempt: int = 1) -> dict[str, Any]:
+        """Template namespaces as a step sees them."""
+        scope: dict[str, Any] = {
+            "args": self._args_ns,
+            "env": self._env_ns,
+            "steps": self.steps,
+            "workflow": self._workflow_ns,
+            "settings": self._settings_ns,
+        }
+        if step is not None:
+            scope["current"] = Namespace(
+                "current", {"name": step.name, "task": step.task, "attempt": attempt}
+            )
+        return scope
+
+    def set_step(self, name: str, record: Mapping[str, Any]) -> None:
+        """Make a step's record visible to later templates as ``steps.<name>``."""
+        entry = {k: record[k] for k in STEP_NS_KEYS if k in record}
+        entry.setdefault("result", None)
+        self.steps[name] = entry
+
+    def load_steps(self, step_outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Restore the ``steps`` namespace from stored step records (resume, fleet)."""
+        for name, record in step_outputs.items():
+            self.set_step(name, record)
+
+    def render_env(self) -> None:
+        """Render the workflow's ``env:`` (templated with args) into the environment."""
+        if not self.workflow.env:
+            return
+        scope = {"args": self._args_ns, "env": Namespace("env", dict(self.environ))}
+        for key, value in self.workflow.env.items():
+            rendered = render_value(value, scope)
+            self.environ[str(key)] = "" if rendered is None else str(rendered)
+
+    # --- recording -------------------------------------------------------------------
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Record a transition (masked) and tell the observer."""
+        if self.masker:
+            event = self.masker.value(event)
+        self.recorder.record(event)
+        self.observer(event.get("t", ""), event)
+
+    def elapsed_since(self, started: float) -> float:
+        """Seconds since a time.time() value, rounded for records."""
+        return round(time.time() - started, 6)

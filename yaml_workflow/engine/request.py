@@ -1,0 +1,64 @@
+"""What a caller asks of a run, and what it gets back; the same for both executors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..spec.models import Workflow
+from .context import Observer, _no_observer
+
+
+@dataclass
+class RunRequest:
+    """A run to start or resume."""
+
+    workflow: Workflow | None
+    params: dict[str, Any] = field(default_factory=dict)  # as given (command-line strings)
+    base_dir: Path | None = None
+    workspace: Path | None = None
+    flow: str | None = None
+    start_from: str | None = None
+    skip_steps: list[str] = field(default_factory=list)
+    state_url: str | None = None
+    observer: Observer = _no_observer
+    # resume
+    resume: bool = False
+    run_id: str | None = None
+    from_step: str | None = None
+    override_params: bool = False
+    force: bool = False
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    status: str  # completed | failed | cancelled | running
+    workflow: str
+    workspace: str
+    outputs: dict[str, Any]
+    error: str | None = None
+    failed_step: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run completed."""
+        return self.status == "completed"
+
+    def to_json(self) -> dict[str, Any]:
+        """The document `run/submit --format json` print."""
+        return {
+            "run_id": self.run_id,
+            "status": "success" if self.ok else "failed",
+            "run_status": self.status,
+            "workflow": self.workflow,
+            "workspace": self.workspace,
+            "outputs": self.outputs,
+            "error": self.error,
+            "failed_step": self.failed_step,
+        }

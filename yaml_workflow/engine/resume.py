@@ -1,0 +1,113 @@
+"""Deciding what a resume does, from the stored run and the current workflow.
+
+Pure decisions, shared by ``run --resume`` and ``submit --resume``: is the run
+resumable, which params it continues with, which steps are done (kept, outputs restored)
+and which run again, and which completed steps changed since they ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import ResumeRefused
+from ..spec.models import Workflow
+from ..spec.params import convert, resolve_params
+from ..state.document import COMPLETED, FAILED, SKIPPED
+from .plan import Plan, fingerprint
+
+
+@dataclass
+class ResumeDecision:
+    """What a resume keeps and what it runs again."""
+
+    args: dict[str, Any]
+    done: set[str]
+    rerun: list[str]
+    changed: list[str] = field(default_factory=list)
+    from_step: str | None = None
+
+
+def resumed_params(
+    workflow: Workflow, stored: dict[str, Any], given: dict[str, Any], override: bool
+) -> dict[str, Any]:
+    """The stored params, replaced by given ones only with --override-params."""
+    if override:
+        return resolve_params(workflow, {**stored, **given})
+    for name, value in given.items():
+        kind = workflow.params[name].type if name in workflow.params else None
+        if name in stored and convert(name, value, kind) != stored[name]:
+            raise ResumeRefused(
+                f"parameter '{name}' was {stored[name]!r} in the first run, {value!r} now",
+                hint="resume keeps the first run's params; add --override-params to replace them",
+            )
+    return dict(stored)
+
+
+def changed_steps(workflow: Workflow, doc: dict[str, Any]) -> list[str]:
+    """Completed steps whose definition changed, or that no longer exist, in run order."""
+    records = doc["execution_state"]["step_outputs"]
+    prints = doc.get("fingerprints", {})
+    changed = []
+    for name, record in records.items():
+        if record.get("status") != COMPLETED:
+            continue
+        if name not in workflow.step_names:
+            changed.append(name)
+        elif prints.get(name) and prints[name] != fingerprint(workflow.step(name)):
+            changed.append(name)
+    return changed
+
+
+def decide(
+    workflow: Workflow,
+    plan: Plan,
+    doc: dict[str, Any],
+    *,
+    given: dict[str, Any],
+    override_params: bool = False,
+    from_step: str | None = None,
+    force: bool = False,
+) -> ResumeDecision:
+    """Check that the run can be resumed and say what runs again."""
+    run_id = doc.get("workflow_id")
+    status = doc.get("status")
+    if status == COMPLETED and from_step is None:
+        raise ResumeRefused(
+            f"run {run_id} already completed; there is nothing to resume",
+            hint="start a new run, or pass --from-step to run steps again",
+        )
+    if from_step is not None and from_step not in plan.order:
+        raise ResumeRefused(f"--from-step: step '{from_step}' is not in this run's plan")
+    args = resumed_params(workflow, doc.get("params") or {}, given, override_params)
+    state = doc["execution_state"]
+    records: dict[str, Any] = state["step_outputs"]
+    stopped_at = (state.get("failed_step") or {}).get("step_name")
+    done = {
+        name for name, record in records.items()
+        if name in plan.order and (
+            record.get("status") in (COMPLETED, SKIPPED)
+            or (record.get("status") == FAILED and name != stopped_at)
+        )
+    }
+    changed = changed_steps(workflow, doc)
+    if from_step is not None:
+        tail = plan.order[plan.order.index(from_step):]
+        done -= set(tail)
+    if changed and not force:
+        in_plan = [n for n in changed if n in plan.order]
+        removed = [n for n in changed if n not in workflow.step_names]
+        first = min(plan.order.index(n) for n in in_plan) if in_plan else None
+        covered = from_step is not None and (first is None or plan.order.index(from_step) <= first)
+        if not covered:
+            hint = "pass --force to run the changed steps again"
+            if first is not None:
+                hint = f"resume with --from-step {plan.order[first]} (or earlier), or {hint}"
+            raise ResumeRefused(
+                f"run {run_id}: step(s) changed since they ran: {', '.join(changed)}"
+                + (f" (no longer in the workflow: {', '.join(removed)})" if removed else ""),
+                hint=hint,
+            )
+    done -= set(changed)
+    rerun = [n for n in plan.order if n not in done]
+    return ResumeDecision(args=args, done=done, rerun=rerun, changed=changed, from_step=from_step)

@@ -1,0 +1,265 @@
+"""``run_step``: one attempt of one step, the same in every executor.
+
+An attempt evaluates the condition, renders the inputs, calls the task, records the
+outcome and decides what happens next: completed, skipped, retry after a delay, or
+failed with an action (fail, continue, next).  Executors only act on the
+:class:`Outcome` — the local one sleeps and calls again, the Celery one calls
+``self.retry(countdown=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..exceptions import (
+    BatchItemsFailed,
+    OutputNotSerializable,
+    ShellCommandError,
+    StepTimeoutError,
+    TaskError,
+    WorkflowError,
+)
+from ..spec.models import Step
+from ..state.document import COMPLETED, FAILED, HOST, RETRYING, RUNNING, SKIPPED, step_event
+from ..tasks import TaskConfig, TaskContext, get_task
+from ..tasks.registry import CALL_BUILTIN, CALL_CONFIG, TaskSpec
+from ..templating import Namespace, render_text, render_value, truthy
+from .context import RunContext
+from .plan import fingerprint
+from .retry import RetryPlan
+
+
+@dataclass
+class Outcome:
+    """What one attempt of a step came to."""
+
+    status: str  # completed | skipped | retrying | failed
+    result: Any = None
+    error: BaseException | None = None
+    delay: float = 0.0  # before the next attempt, when retrying
+    action: str = "fail"  # when failed: fail | continue | next
+    next_step: str | None = None
+    attempt: int = 1
+
+    @property
+    def stops_run(self) -> bool:
+        """A failure nothing handles: the run fails."""
+        return self.status == FAILED and self.action == "fail"
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a failure: the cause without a traceback."""
+    if isinstance(error, WorkflowError):
+        return error.one_line()
+    text = str(error).strip() or type(error).__name__
+    return f"{type(error).__name__}: {' '.join(text.split())}"
+
+
+def _check_json(step: str, result: Any) -> None:
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as err:
+        raise OutputNotSerializable(
+            f"step '{step}' returned a value that cannot be stored as JSON ({err})",
+            hint="return plain data: dict, list, str, int, float, bool or None",
+        ) from None
+
+
+def render_inputs(spec: TaskSpec, inputs: dict[str, Any], scope: dict[str, Any]) -> dict[str, Any]:
+    """Render a step's inputs once, leaving the task's raw inputs for the task itself."""
+    if not spec.raw_inputs:
+        return render_value(inputs, scope)  # type: ignore[no-any-return]
+    return {
+        key: value if key in spec.raw_inputs else render_value(value, scope)
+        for key, value in inputs.items()
+    }
+
+
+def call_task(spec: TaskSpec, rendered: dict[str, Any], raw: dict[str, Any], ctx: TaskContext) -> Any:
+    """Call a registered task the way it asked to be called."""
+    if spec.call == CALL_BUILTIN:
+        if spec.inputs_model is not None:
+            try:
+                model = spec.inputs_model.model_validate(rendered)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ())) or "inputs"
+                raise TaskError(
+                    f"step '{ctx.step}': task '{spec.name}' input '{where}': {first.get('msg')}"
+                ) from None
+            return spec.func(model, ctx)
+        return spec.func(rendered, ctx)
+    if spec.call == CALL_CONFIG:
+        return spec.func(TaskConfig(ctx, rendered, raw))
+    return spec.func(**rendered)
+
+
+def _with_timeout(step: Step, func: Any) -> Any:
+    """Run ``func`` within the step's timeout; past it the step fails, the thread is abandoned."""
+    if step.timeout is None:
+        return func()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = func()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name=f"ywf-step-{step.name}", daemon=True)
+    thread.start()
+    thread.join(step.timeout)
+    if thread.is_alive():
+        raise StepTimeoutError(f"step '{step.name}' ran past its timeout of {step.timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+class _Progress:
+    """Throttles a task's progress reports to the step's progress_interval."""
+
+    def __init__(self, rc: RunContext, step: Step) -> None:
+        self.rc, self.step = rc, step
+        self.last = 0.0
+        self.enabled = step.progress_update
+
+    def __call__(self, done: int, total: int | None = None, message: str | None = None, **extra: Any) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        info = {"done": done, "total": total, "message": message, **extra}
+        self.rc.observer("progress", {"step": self.step.name, "progress": info})
+        if not self.enabled or (now - self.last < self.step.progress_interval and not final):
+            return
+        self.last = now
+        percent = round(100.0 * done / total, 1) if total else None
+        self.rc.record({"t": "progress", "step": self.step.name, "at": time.time(),
+                        "progress": {**info, "percent": percent}})
+
+
+def make_task_context(rc: RunContext, step: Step, attempt: int, scope: dict[str, Any]) -> TaskContext:
+    """The TaskContext of one attempt, wired to render and call sub-tasks."""
+    deadline = time.monotonic() + step.timeout if step.timeout else None
+    ctx = TaskContext(
+        step=step.name,
+        task=step.task,
+        workspace=rc.workspace,
+        namespaces=scope,
+        env=rc.environ,
+        attempt=attempt,
+        deadline=deadline,
+        run_id=rc.run_id,
+        report_progress=_Progress(rc, step),
+        mask=rc.masker.text,
+    )
+
+    def call_sub_task(task_name: str, raw_inputs: Any, extra: Any) -> Any:
+        sub_spec = get_task(task_name)
+        sub_scope = ctx.scope(extra)
+        raw = raw_inputs if isinstance(raw_inputs, dict) else {}
+        rendered = render_inputs(sub_spec, raw, sub_scope)
+        sub_ctx = TaskContext(
+            step=step.name, task=task_name, workspace=rc.workspace, namespaces=sub_scope,
+            env=rc.environ, attempt=attempt, deadline=deadline, run_id=rc.run_id,
+            mask=rc.masker.text,
+        )
+        sub_ctx.call_task = call_sub_task
+        return call_task(sub_spec, rendered, raw, sub_ctx)
+
+    ctx.call_task = call_sub_task
+    return ctx
+
+
+def _condition_holds(step: Step, scope: dict[str, Any]) -> bool:
+    if step.condition is None:
+        return True
+    value = render_value(step.condition, scope) if isinstance(step.condition, str) else step.condition
+    return truthy(value)
+
+
+def skip_step(rc: RunContext, step_name: str, reason: str) -> Outcome:
+    """Record a step as skipped (condition false, --skip-steps, jumped over by next)."""
+    event = step_event(step_name, SKIPPED, reason=reason, finished_at=time.time())
+    rc.record(event)
+    rc.set_step(step_name, event)
+    return Outcome(SKIPPED)
+
+
+def run_step(rc: RunContext, step: Step, attempt: int = 1) -> Outcome:
+    """Run one attempt of ``step`` and record what came of it."""
+    if rc.cancelled.is_set():
+        return Outcome(FAILED, error=TaskError("the run was cancelled"), action="fail")
+    started = time.time()
+    scope = rc.namespaces(step, attempt)
+    try:
+        if not _condition_holds(step, scope):
+            return skip_step(rc, step.name, "condition was false")
+        spec = get_task(step.task)
+        rc.record(step_event(step.name, RUNNING, attempt=attempt, started_at=started,
+                             fingerprint=fingerprint(step), host=HOST, pid=os.getpid()))
+        ctx = make_task_context(rc, step, attempt, scope)
+        rendered = render_inputs(spec, step.inputs, scope)
+        result = _with_timeout(step, lambda: call_task(spec, rendered, step.inputs, ctx))
+        result = rc.masker.value(result)
+        _check_json(step.name, result)
+    except Exception as error:  # noqa: BLE001 - every failure goes through error handling
+        return _failed_attempt(rc, step, attempt, started, error)
+    finished = time.time()
+    event = step_event(step.name, COMPLETED, result=result, attempt=attempt,
+                       started_at=started, finished_at=finished, duration=round(finished - started, 6))
+    rc.record(event)
+    rc.set_step(step.name, event)
+    return Outcome(COMPLETED, result=result, attempt=attempt)
+
+
+def _failed_attempt(rc: RunContext, step: Step, attempt: int, started: float, error: BaseException) -> Outcome:
+    message = rc.masker.text(describe_error(error))
+    error_type = type(error).__name__
+    plan = RetryPlan.for_step(step)
+    if plan.should_retry(error, attempt) and not rc.cancelled.is_set():
+        delay = plan.delay_before(attempt + 1)
+        rc.record(step_event(step.name, RETRYING, attempt=attempt, max_attempts=plan.max_attempts,
+                             next_delay=delay, error=message, error_type=error_type))
+        return Outcome(RETRYING, error=error, delay=delay, attempt=attempt)
+    on_error = step.on_error
+    action = on_error.action if on_error else "fail"
+    if action == "retry":
+        action = "fail"
+    error_message = _error_message(rc, step, error, message, attempt)
+    finished = time.time()
+    fields: dict[str, Any] = {
+        "attempt": attempt, "error": message, "error_type": error_type,
+        "error_message": error_message, "started_at": started, "finished_at": finished,
+        "duration": round(finished - started, 6),
+    }
+    if isinstance(error, BatchItemsFailed):
+        fields["result"] = rc.masker.value(error.result)
+    if isinstance(error, ShellCommandError):
+        fields["result"] = {"return_code": error.return_code,
+                            "stdout": rc.masker.text(error.stdout), "stderr": rc.masker.text(error.stderr)}
+    event = step_event(step.name, FAILED, **fields)
+    rc.record(event)
+    rc.set_step(step.name, event)
+    return Outcome(FAILED, error=error, action=action, attempt=attempt,
+                   next_step=on_error.next if on_error and action == "next" else None)
+
+
+def _error_message(rc: RunContext, step: Step, error: BaseException, message: str, attempt: int) -> str:
+    template = step.on_error.message if step.on_error else None
+    if not template:
+        return message
+    scope = rc.namespaces(step, attempt)
+    scope["error"] = Namespace("error", {
+        "message": message, "type": type(error).__name__, "step": step.name, "attempt": attempt,
+    })
+    try:
+        return rc.masker.text(render_text(template, scope))
+    except WorkflowError as err:
+        return f"{template} (message template failed: {err.one_line()})"

@@ -1,0 +1,207 @@
+"""The run's state document and the transitions that change it.
+
+The document has the seed's structure (``workflow_id``, ``name``, ``start_time``,
+``last_updated``, ``status``, ``execution_state`` {``status``, ``current_step``,
+``failed_step``, ``step_outputs``, ``retry_state``}, ``variables``) plus what resume
+needs (``params``, ``fingerprints``, ``history``, the compiled ``workflow``).
+
+Every change is a *transition*: a small JSON dict with a kind ``t``.  :func:`apply` is
+the one place that says what a transition does to the document; the memory store, the
+JSON mirror and the Redis store's reader all go through it, so the three cannot
+disagree.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Run statuses and step statuses (DESIGN.md, Names).
+RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+RUN_STATUSES = (RUNNING, COMPLETED, FAILED, CANCELLED)
+FINISHED = (COMPLETED, FAILED, CANCELLED)
+PENDING, RETRYING, SKIPPED = "pending", "retrying", "skipped"
+STEP_STATUSES = (PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED)
+
+HOST = socket.gethostname()
+
+
+def now_iso(ts: float | None = None) -> str:
+    """UTC timestamp in ISO 8601 with a Z, as the seed writes it."""
+    moment = datetime.fromtimestamp(ts if ts is not None else time.time(), tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_document(header: dict[str, Any]) -> dict[str, Any]:
+    """An empty document for a run described by a ``run`` transition."""
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "workflow_id": header["workflow_id"],
+        "name": header.get("name"),
+        "start_time": header.get("start_time") or now_iso(),
+        "last_updated": header.get("start_time") or now_iso(),
+        "status": header.get("status", RUNNING),
+        "workflow_file": header.get("workflow_file"),
+        "workspace": header.get("workspace"),
+        "run_number": header.get("run_number"),
+        "params": header.get("params", {}),
+        "execution_state": {
+            "status": header.get("status", RUNNING),
+            "current_step": None,
+            "failed_step": None,
+            "step_outputs": {},
+            "retry_state": {},
+        },
+        "variables": header.get("variables", {}),
+        "fingerprints": header.get("fingerprints", {}),
+        "history": [],
+        "flags": {},
+        "workflow": header.get("workflow"),
+        "plan": header.get("plan"),
+    }
+    for key in ("env", "mode"):
+        if key in header:
+            doc[key] = header[key]
+    return doc
+
+
+def run_header(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``run`` transition that would recreate ``doc``'s header."""
+    keys = (
+        "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
+        "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
+    )
+    header = {k: doc.get(k) for k in keys if k in doc}
+    header["t"] = "run"
+    return header
+
+
+def step_event(step: str, status: str, **fields: Any) -> dict[str, Any]:
+    """A step transition (status plus whatever the caller records: result, error...)."""
+    event = {"t": "step", "step": step, "status": status, "at": time.time()}
+    event.update(fields)
+    return event
+
+
+def status_event(status: str, **fields: Any) -> dict[str, Any]:
+    """A run status transition."""
+    event = {"t": "status", "status": status, "at": time.time()}
+    event.update(fields)
+    return event
+
+
+def history_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """An entry of the execution history (start, resume, retry, skip, cancel)."""
+    entry = {"event": kind, "at": now_iso(), "host": HOST, "pid": os.getpid()}
+    entry.update(fields)
+    return {"t": "history", "entry": entry, "at": time.time()}
+
+
+# Fields of a step transition copied into the step's record.
+_STEP_FIELDS = (
+    "status", "result", "attempt", "attempts", "error", "error_type", "error_message",
+    "reason", "fingerprint", "started_at", "finished_at", "duration", "host", "pid",
+    "items", "progress", "worker",
+)
+
+
+def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """Apply one transition to ``doc`` in place and return it."""
+    kind = event.get("t")
+    at = event.get("at")
+    if kind == "run":
+        fresh = new_document(event)
+        fresh["history"] = doc.get("history", []) if doc else []
+        doc.clear()
+        doc.update(fresh)
+        return doc
+    state = doc["execution_state"]
+    if kind == "step":
+        _apply_step(doc, state, event)
+    elif kind == "status":
+        status = event["status"]
+        doc["status"] = state["status"] = status
+        if "failed_step" in event:
+            state["failed_step"] = event["failed_step"]
+        if "current_step" in event:
+            state["current_step"] = event["current_step"]
+    elif kind == "var":
+        doc.setdefault("variables", {})[event["key"]] = event["value"]
+    elif kind == "history":
+        doc.setdefault("history", []).append(event["entry"])
+    elif kind == "progress":
+        record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
+        record["progress"] = event["progress"]
+    elif kind == "flag":
+        doc.setdefault("flags", {})[event["flag"]] = event.get("value", True)
+    elif kind == "reset":
+        # Resume from a step: forget the records of the steps that will run again.
+        for name in event.get("steps", []):
+            state["step_outputs"].pop(name, None)
+            state["retry_state"].pop(name, None)
+        state["failed_step"] = None
+    elif kind == "params":
+        doc["params"] = event["params"]
+    if at is not None:
+        doc["last_updated"] = now_iso(at)
+    return doc
+
+
+def _apply_step(doc: dict[str, Any], state: dict[str, Any], event: dict[str, Any]) -> None:
+    name = event["step"]
+    status = event["status"]
+    outputs = state["step_outputs"]
+    record = outputs.get(name)
+    if record is None or status == RUNNING and record.get("status") in (COMPLETED, SKIPPED, FAILED):
+        record = {}
+        outputs[name] = record
+    for key in _STEP_FIELDS:
+        if key in event:
+            record[key] = event[key]
+    if status in (COMPLETED, SKIPPED):
+        for stale in ("error", "error_type", "error_message"):
+            record.pop(stale, None)
+        state["retry_state"].pop(name, None)
+    if status == RUNNING:
+        state["current_step"] = name
+    if status == RETRYING:
+        state["retry_state"][name] = {
+            "attempt": event.get("attempt", 1),
+            "max_attempts": event.get("max_attempts"),
+            "next_delay": event.get("next_delay"),
+            "last_error": event.get("error"),
+        }
+    if "fingerprint" in event and event["fingerprint"] is not None:
+        doc.setdefault("fingerprints", {})[name] = event["fingerprint"]
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """The few fields that list views show."""
+    state = doc.get("execution_state", {})
+    steps = state.get("step_outputs", {})
+    return {
+        "workflow_id": doc.get("workflow_id"),
+        "name": doc.get("name"),
+        "status": doc.get("status"),
+        "start_time": doc.get("start_time"),
+        "last_updated": doc.get("last_updated"),
+        "workspace": doc.get("workspace"),
+        "current_step": state.get("current_step"),
+        "steps_done": sum(1 for r in steps.values() if r.get("status") in (COMPLETED, SKIPPED)),
+    }
+
+
+def replay(events: list[dict[str, Any]], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build a document from ``base`` (copied) and transitions."""
+    doc = copy.deepcopy(base) if base else {}
+    for event in events:
+        if not doc and event.get("t") != "run":
+            continue  # nothing to apply to until the run header arrives
+        apply(doc, event)
+    return doc

@@ -1,0 +1,151 @@
+"""The Store interface: where a run's state lives, primitive by primitive.
+
+Three implementations, chosen by URL (:func:`open_store`):
+
+- ``memory://``  — a dict in this process (unit tests, eager mode);
+- ``file://[ROOT]`` — the workspace's JSON mirror alone (the default of ``run``); ROOT is
+  where runs are looked up by id;
+- ``redis://`` / ``rediss://`` — Redis hashes, the fleet's source of truth.
+
+A store records *transitions* (see :mod:`.document`); ``load`` returns the document in
+the seed's structure whichever store holds it.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from ..exceptions import UsageError
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a run: the process that may record its transitions."""
+
+    token: str
+    host: str
+    pid: int
+    expires_at: float  # time.time()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"token": self.token, "host": self.host, "pid": self.pid, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lease:
+        """Back from JSON form."""
+        return cls(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["expires_at"]))
+
+
+class Store(abc.ABC):
+    """Where runs live.  Every method is safe to call from several threads."""
+
+    url: str = ""
+    #: True when the store is the workspace JSON itself (no separate mirror needed).
+    is_mirror: bool = False
+
+    @abc.abstractmethod
+    def create_run(self, header: dict[str, Any]) -> None:
+        """Record a new run from its ``run`` transition (``workflow_id`` inside)."""
+
+    @abc.abstractmethod
+    def record(self, run_id: str, event: dict[str, Any]) -> None:
+        """Record one transition of a run, in one round trip."""
+
+    def record_many(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Record several transitions (one round trip where the store allows)."""
+        for event in events:
+            self.record(run_id, event)
+
+    @abc.abstractmethod
+    def load(self, run_id: str) -> dict[str, Any]:
+        """The run's whole document; :class:`RunNotFound` when there is none."""
+
+    @abc.abstractmethod
+    def exists(self, run_id: str) -> bool:
+        """True when the store holds the run."""
+
+    @abc.abstractmethod
+    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Summaries of runs, newest first."""
+
+    @abc.abstractmethod
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run (its workspace files are the caller's business)."""
+
+    @abc.abstractmethod
+    def acquire_lease(self, run_id: str, lease: Lease) -> Lease | None:
+        """Take the run's lease; None on success, else the live holder."""
+
+    @abc.abstractmethod
+    def renew_lease(self, run_id: str, lease: Lease) -> bool:
+        """Extend a lease we hold; False when it was lost (expired and taken)."""
+
+    @abc.abstractmethod
+    def release_lease(self, run_id: str, token: str) -> None:
+        """Give the lease back (only if we still hold it)."""
+
+    @abc.abstractmethod
+    def lease_holder(self, run_id: str) -> Lease | None:
+        """The current holder, expired or not, or None."""
+
+    def flush(self, run_id: str) -> None:  # noqa: B027 - only buffered stores need it
+        """Make everything recorded for the run durable and visible (the run stopped)."""
+
+    def expire_finished(self, run_id: str, seconds: float | None) -> None:  # noqa: B027
+        """Let a finished run's records expire after ``seconds`` (None: keep)."""
+
+    def close(self) -> None:  # noqa: B027 - optional for stores without resources
+        """Release connections."""
+
+
+def lease_is_live(lease: Lease | None) -> bool:
+    """A lease counts while unexpired, except that a dead owner on this host frees it at once."""
+    if lease is None:
+        return False
+    import time
+
+    from .document import HOST
+
+    if lease.host == HOST:
+        try:
+            os.kill(lease.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        else:
+            if lease.pid == os.getpid():
+                return lease.expires_at > time.time()
+    return lease.expires_at > time.time()
+
+
+def default_state_url() -> str | None:
+    """``YAML_WORKFLOW_STATE_URL`` if set (else each command picks its default)."""
+    return os.environ.get("YAML_WORKFLOW_STATE_URL") or None
+
+
+def open_store(url: str | None = None, *, root: str | None = None) -> Store:
+    """The store named by ``url`` (default: the JSON files under ``root``)."""
+    url = url or default_state_url() or "file://"
+    scheme = urlparse(url).scheme
+    if scheme == "memory":
+        from .stores.memory import MemoryStore
+
+        return MemoryStore(url)
+    if scheme == "file":
+        from .stores.json_file import JsonFileStore
+
+        return JsonFileStore(url, root=root)
+    if scheme in ("redis", "rediss", "unix"):
+        from .stores.redis import RedisStore
+
+        return RedisStore(url)
+    raise UsageError(
+        f"unknown state URL '{url}'",
+        hint="use memory://, file://[DIR], redis://HOST:PORT/DB or rediss://...",
+    )

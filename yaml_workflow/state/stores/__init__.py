@@ -1,0 +1,1 @@
+"""Store implementations: memory, the workspace JSON file, Redis."""
