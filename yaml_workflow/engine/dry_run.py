@@ -14,7 +14,7 @@ from ..exceptions import TemplateError
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
 from ..tasks import get_task
-from ..templating import Namespace, render_value
+from ..templating import Namespace, render_text, render_value
 from .plan import build_plan
 from .secrets import check_secrets
 from .step import render_inputs
@@ -52,7 +52,13 @@ def preview(
             entry["skip"] = plan.skipped[name]
         scope["current"] = Namespace("current", {"name": name, "task": step.task, "attempt": 1})
         try:
-            entry["inputs"] = render_inputs(get_task(step.task), step.inputs, scope)
+            spec = get_task(step.task)
+            inputs = render_inputs(spec, step.inputs, scope)
+            # Inputs a task renders itself (the template task's text) are previewed too.
+            for key in spec.raw_inputs & inputs.keys():
+                if isinstance(inputs[key], str):
+                    inputs[key] = render_text(inputs[key], scope)
+            entry["inputs"] = inputs
         except TemplateError:
             entry["inputs"] = step.inputs
             entry["note"] = "inputs depend on earlier steps; shown as written"

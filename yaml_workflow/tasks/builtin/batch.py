@@ -14,7 +14,6 @@ from ...templating import Namespace
 from ..context import TaskContext
 from ..registry import CALL_CONFIG, CALL_KWARGS, TaskSpec, builtin_task, get_task
 
-
 # Template namespaces an item name must not hide.
 _NAMESPACES = ("args", "env", "steps", "workflow", "current", "batch", "settings", "error")
 

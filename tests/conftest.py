@@ -1,0 +1,30 @@
+"""Shared fixtures: a real redis-server per session (and per test when it must be killed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+
+# Nothing in the tests may reach the machine's own Redis on 6379 by accident.
+os.environ["YAML_WORKFLOW_BROKER_URL"] = "redis://127.0.0.1:1/0"
+os.environ.pop("YAML_WORKFLOW_STATE_URL", None)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests isolate themselves with key prefixes."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test alone (it may kill or restart it)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
