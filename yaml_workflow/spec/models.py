@@ -140,6 +140,8 @@ class Workflow(_Model):
     source: str | None = None
     # Line of each step in its file, for errors found after loading.
     _lines: dict[str, int | None] = PrivateAttr(default_factory=dict)
+    # Steps by name: the executors look steps up once per step, which must not cost O(n).
+    _index: dict[str, Step] = PrivateAttr(default_factory=dict)
 
     def line_of(self, step: str) -> int | None:
         """The line where a step starts in the workflow file, when known."""
@@ -147,10 +149,11 @@ class Workflow(_Model):
 
     def step(self, name: str) -> Step:
         """The step called ``name`` (KeyError if there is none)."""
-        for step in self.steps:
-            if step.name == name:
-                return step
-        raise KeyError(name)
+        found = self._index.get(name)
+        if found is None or len(self._index) != len(self.steps):
+            self._index = {s.name: s for s in self.steps}
+            found = self._index[name]
+        return found
 
     @property
     def step_names(self) -> list[str]:

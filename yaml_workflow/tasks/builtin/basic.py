@@ -17,7 +17,7 @@ from .http import send
 class EchoInputs(BaseModel):
     """Inputs of ``echo``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     message: Any = ""
 
@@ -25,13 +25,13 @@ class EchoInputs(BaseModel):
 class NoopInputs(BaseModel):
     """Inputs of ``noop``: anything at all."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
 class FailInputs(BaseModel):
     """Inputs of ``fail``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     message: str = "task failed as requested"
 
@@ -39,7 +39,7 @@ class FailInputs(BaseModel):
 class NotifyInputs(BaseModel):
     """Inputs of ``notify``; ``file`` and ``url`` belong to the file and webhook channels."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     channel: Literal["log", "file", "webhook"] = "log"
     message: str = ""

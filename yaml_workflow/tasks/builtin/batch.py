@@ -21,7 +21,7 @@ _NAMESPACES = ("args", "env", "steps", "workflow", "current", "batch", "settings
 class SubTask(BaseModel):
     """The task run for each item: ``{task: NAME, inputs: {...}}`` (inputs unrendered)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     task: str
     inputs: dict[str, Any] = Field(
@@ -32,7 +32,7 @@ class SubTask(BaseModel):
 class ItemRetry(BaseModel):
     """Per-item retry: ``max_attempts`` executions, ``delay * backoff**n`` seconds apart."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     max_attempts: int = Field(default=1, ge=1)
     delay: float = Field(default=0.0, ge=0)
@@ -42,7 +42,7 @@ class ItemRetry(BaseModel):
 class BatchInputs(BaseModel):
     """Inputs of ``batch``; ``task`` arrives raw and is rendered per item."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     items: list[Any]
     task: SubTask

@@ -21,7 +21,7 @@ def _file_field() -> Any:
 
 
 class _Inputs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class WriteFileInputs(_Inputs):

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +29,7 @@ class HttpStatusError(TaskError):
 class HttpAuth(BaseModel):
     """Basic (``username``/``password``) or bearer (``token``) authentication."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     username: str | None = None
     password: str | None = None
@@ -43,7 +39,7 @@ class HttpAuth(BaseModel):
 class HttpRequestInputs(BaseModel):
     """Inputs of ``http.request``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     url: str
     method: str = "GET"
@@ -83,6 +79,12 @@ def send(
     timeout: float = 30.0,
 ) -> tuple[int, dict[str, str], str]:
     """One HTTP exchange: (status, headers, text body); network failures raise our errors."""
+    # urllib pulls in http.client and email (~25 ms): imported only when a request is made.
+    import http.client
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         # urllib would also open file:// and ftp:// URLs, reaching past the workspace.

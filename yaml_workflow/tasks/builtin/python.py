@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import sys
@@ -24,7 +23,7 @@ _CODE_NAMESPACES = ("args", "env", "steps", "batch")
 class PythonCodeInputs(BaseModel):
     """Inputs of ``python_code``; every other input becomes a variable of the code."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     code: str
     result_variable: str | None = None
@@ -33,7 +32,7 @@ class PythonCodeInputs(BaseModel):
 class PythonFunctionInputs(BaseModel):
     """Inputs of ``python_function``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     module: str
     function: str
@@ -42,7 +41,7 @@ class PythonFunctionInputs(BaseModel):
 
 
 class _SubprocessInputs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     args: list[Any] = Field(default_factory=list)
     cwd: str | None = None
@@ -124,6 +123,8 @@ def python_function(inputs: PythonFunctionInputs, ctx: TaskContext) -> Any:
     result = func(*inputs.args, **inputs.kwargs)
     if inspect.isawaitable(result):
         # Steps run in worker threads without an event loop, so a fresh loop is right.
+        import asyncio  # imported here: it costs ~15 ms and most runs never need it
+
         result = asyncio.run(_await(result))
     return result
 

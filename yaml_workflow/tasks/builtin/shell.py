@@ -19,7 +19,7 @@ from ..registry import builtin_task
 class ShellInputs(BaseModel):
     """Inputs of ``shell``: a string runs under /bin/sh, a list runs as argv (no shell)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     command: str | list[Any]
     working_dir: str | None = None

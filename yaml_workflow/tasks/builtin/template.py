@@ -14,7 +14,7 @@ from ..registry import builtin_task
 class TemplateInputs(BaseModel):
     """Inputs of ``template``; ``template`` arrives unrendered (the task renders it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     template: Any
     output_file: str | None = None
