@@ -173,7 +173,7 @@ def select(
     for entry in entries:
         if older_than is not None and now - entry.updated < older_than:
             continue
-        if entry.status not in wanted and not (entry.live and RUNNING in wanted):
+        if entry.status not in wanted:
             continue
         if ids and entry.run_id not in ids:
             continue
