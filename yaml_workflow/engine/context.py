@@ -13,6 +13,7 @@ from typing import Any
 from ..spec.models import Step, Workflow
 from ..templating import Namespace, render_value
 from .secrets import Masker
+from .step_log import append_step_log
 
 # What a step record keeps in the `steps` namespace (and in step_outputs).
 STEP_NS_KEYS = ("status", "result", "error", "error_message", "error_type", "attempt", "reason", "items")
@@ -105,6 +106,8 @@ class RunContext:
         if self.masker:
             event = self.masker.value(event)
         self.recorder.record(event)
+        if event.get("t") == "step" and event.get("status") in ("completed", "failed", "retrying"):
+            append_step_log(self.workspace, event)
         self.observer(event.get("t", ""), event)
 
     def elapsed_since(self, started: float) -> float:

@@ -30,6 +30,9 @@ class RunRequest:
     from_step: str | None = None
     override_params: bool = False
     force: bool = False
+    # Manual repair (`retry`/`skip` RUN --step S): steps to run again / to mark skipped.
+    rerun_steps: list[str] = field(default_factory=list)
+    mark_skipped: list[str] = field(default_factory=list)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

@@ -68,11 +68,17 @@ def decide(
     override_params: bool = False,
     from_step: str | None = None,
     force: bool = False,
+    rerun: list[str] | tuple[str, ...] = (),
+    mark_skipped: list[str] | tuple[str, ...] = (),
 ) -> ResumeDecision:
     """Check that the run can be resumed and say what runs again."""
     run_id = doc.get("workflow_id")
     status = doc.get("status")
-    if status == COMPLETED and from_step is None:
+    repairing = bool(rerun or mark_skipped)
+    for name in (*rerun, *mark_skipped):
+        if name not in plan.order:
+            raise ResumeRefused(f"step '{name}' is not in run {run_id}'s plan")
+    if status == COMPLETED and from_step is None and not repairing:
         raise ResumeRefused(
             f"run {run_id} already completed; there is nothing to resume",
             hint="start a new run, or pass --from-step to run steps again",
@@ -109,5 +115,7 @@ def decide(
                 hint=hint,
             )
     done -= set(changed)
-    rerun = [n for n in plan.order if n not in done]
-    return ResumeDecision(args=args, done=done, rerun=rerun, changed=changed, from_step=from_step)
+    done -= set(rerun)
+    done |= set(mark_skipped)
+    again = [n for n in plan.order if n not in done]
+    return ResumeDecision(args=args, done=done, rerun=again, changed=changed, from_step=from_step)

@@ -17,6 +17,7 @@ from typing import Any
 from ..engine.context import RunContext
 from ..engine.plan import Plan
 from ..engine.step import Outcome, describe_error, run_step, skip_step
+from .control import cancel_requested
 from ..state.document import CANCELLED, COMPLETED, FAILED, SKIPPED, now_iso, status_event
 
 DEFAULT_MAX_PARALLEL = min(32, (os.cpu_count() or 1) + 4)
@@ -25,6 +26,8 @@ DEFAULT_MAX_PARALLEL = min(32, (os.cpu_count() or 1) + 4)
 def run_with_retries(rc: RunContext, name: str, sleep: Callable[[float], Any] = time.sleep) -> Outcome:
     """Attempts of one step until it completes, is skipped or has failed for good."""
     step = rc.workflow.step(name)
+    if cancel_requested(rc.workspace):
+        rc.cancelled.set()
     attempt = 1
     while True:
         outcome = run_step(rc, step, attempt)

@@ -22,11 +22,12 @@ from ..engine.workspace import create_workspace, latest_workspace, prepare, run_
 from ..exceptions import LeaseHeld, ResumeRefused, RunNotFound, StateFileError, UsageError
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
-from ..state.document import RUNNING, history_event, now_iso, status_event
+from ..state.document import RUNNING, history_event, now_iso, status_event, step_event
 from ..state.lease import LeaseKeeper
 from ..state.mirror import JOURNAL_DIR, STATE_FILE, read_state
 from ..state.recorder import RunRecorder
 from ..state.store import Store, open_store
+from .control import CANCEL_MARKER
 from .local import execute_plan, finish_run, outputs_of
 
 
@@ -159,7 +160,8 @@ def resume_run(request: RunRequest) -> RunResult:
     plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
     decision = decide(workflow, plan, doc, given=request.params,
                       override_params=request.override_params,
-                      from_step=request.from_step, force=request.force)
+                      from_step=request.from_step, force=request.force,
+                      rerun=request.rerun_steps, mark_skipped=request.mark_skipped)
     environ, masker = _environment(workflow, request)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,
@@ -173,6 +175,7 @@ def resume_run(request: RunRequest) -> RunResult:
         lease.acquire()
     except LeaseHeld as err:
         raise ResumeRefused(err.message, hint=err.hint) from None
+    (workspace / CANCEL_MARKER).unlink(missing_ok=True)  # resuming a cancelled run undoes the cancel
     count = 1 + sum(1 for h in doc.get("history", []) if h.get("event") == "resume")
     opening = [
         {"t": "reset", "steps": decision.rerun, "at": time.time()},
@@ -182,4 +185,7 @@ def resume_run(request: RunRequest) -> RunResult:
     ]
     if decision.args != doc.get("params"):
         opening.append({"t": "params", "params": decision.args})
+    for name in request.mark_skipped:
+        opening.append(step_event(name, "skipped", reason="skipped by hand (yaml-workflow skip)"))
+        rc.set_step(name, {"status": "skipped", "result": None})
     return _drive(rc, plan, lease, decision.done, opening)

@@ -114,4 +114,6 @@ def workflow_schema(task_names: Iterable[str] = ()) -> dict[str, Any]:
         ]
     }
     _describe(props, _TOP)
+    schema["description"] = "A workflow file of yaml-workflow (the orieg/yaml-workflow dialect)."
+    schema.pop("title", None)
     return {"$schema": SCHEMA_DIALECT, "title": TITLE, **schema}

@@ -93,6 +93,13 @@ class Store(abc.ABC):
     def lease_holder(self, run_id: str) -> Lease | None:
         """The current holder, expired or not, or None."""
 
+    def restore_run(self, doc: dict[str, Any]) -> None:
+        """Recreate a whole run from its document (e.g. Redis rebuilt from the JSON mirror)."""
+        from .document import run_header
+
+        self.create_run(run_header(doc))
+        self.record_many(str(doc["workflow_id"]), rebuild_events(doc))
+
     def flush(self, run_id: str) -> None:  # noqa: B027 - only buffered stores need it
         """Make everything recorded for the run durable and visible (the run stopped)."""
 
@@ -101,6 +108,41 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release connections."""
+
+
+def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Transitions that take a fresh run (from ``run_header(doc)``) to ``doc``."""
+    from datetime import datetime, timezone
+
+    from .document import RETRYING
+
+    state = doc.get("execution_state") or {}
+    retry = state.get("retry_state") or {}
+    events: list[dict[str, Any]] = []
+    for name, record in (state.get("step_outputs") or {}).items():
+        entry = retry.get(name)
+        event = {**record, "t": "step", "step": name}
+        if entry is not None:
+            # Only a retrying transition writes retry_state; replay one for the entry.
+            retrying = {"t": "step", "step": name, "status": RETRYING, "attempt": entry.get("attempt", 1),
+                        "max_attempts": entry.get("max_attempts"), "next_delay": entry.get("next_delay"),
+                        "error": entry.get("last_error")}
+            if record.get("status") == RETRYING:
+                event.update({k: v for k, v in retrying.items() if k in ("max_attempts", "next_delay")})
+            else:
+                events.append(retrying)
+        events.append(event)
+    events += [{"t": "flag", "flag": k, "value": v} for k, v in (doc.get("flags") or {}).items()]
+    events += [{"t": "history", "entry": entry} for entry in doc.get("history") or []]
+    final = {"t": "status", "status": doc.get("status"), "current_step": state.get("current_step"),
+             "failed_step": state.get("failed_step")}
+    try:
+        moment = datetime.strptime(str(doc.get("last_updated")), "%Y-%m-%dT%H:%M:%S.%fZ")
+        final["at"] = moment.replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        pass  # an odd timestamp: last_updated becomes the restore's start time
+    events.append(final)
+    return events
 
 
 def lease_is_live(lease: Lease | None) -> bool:

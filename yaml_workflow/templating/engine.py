@@ -15,11 +15,12 @@ import json
 import os
 import re
 import shlex
+import types
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -82,9 +83,26 @@ class _Environment(ImmutableSandboxedEnvironment):
     """Our sandbox; the top-level undefined names the namespaces that exist."""
 
 
+def _data_only(value: Any) -> Any:
+    """Refuse a template whose value is Python code (a function, method, class or module).
+
+    The sandbox stops attribute tricks, but a bare ``{{ ''.format_map }}`` or
+    ``{{ cycler }}`` would otherwise hand a live callable to the task (or its repr to
+    the output); templates yield data only.
+    """
+    if isinstance(value, Undefined):
+        return value
+    if callable(value) or isinstance(value, types.ModuleType):
+        raise SecurityError(
+            f"a template may yield data only, not a Python {type(value).__name__}"
+        )
+    return value
+
+
 def _make_env() -> _Environment:
     env = _Environment(
         undefined=_NamedUndefined,
+        finalize=_data_only,
         keep_trailing_newline=True,
         autoescape=False,
         extensions=["jinja2.ext.loopcontrols"],
@@ -133,6 +151,9 @@ def check_syntax(source: str) -> str | None:
 def _failure(source: str, err: Exception, namespaces: Mapping[str, Any]) -> TemplateError:
     snippet = source if len(source) <= 80 else source[:77] + "..."
     snippet = " ".join(snippet.split())
+    if isinstance(err, UndefinedError) and "is unsafe" in (err.message or ""):
+        # The sandbox refused an attribute (via |attr or str.format): not a missing name.
+        return TemplateError(f"unsafe template refused by the sandbox: {err.message} (in {snippet!r})")
     if isinstance(err, UndefinedError):
         message = err.message or "undefined value"
         if "; it " not in message:
@@ -161,7 +182,7 @@ def render_string(source: str, namespaces: Mapping[str, Any]) -> Any:
     if match is None:
         return render_text(source, namespaces)
     try:
-        value = _compiled_expr(match.group("expr"))(**namespaces)
+        value = _data_only(_compiled_expr(match.group("expr"))(**namespaces))
     except TemplateSyntaxError as err:
         raise TemplateSyntaxProblem(f"template syntax error: {err.message}") from None
     except Exception as err:  # noqa: BLE001

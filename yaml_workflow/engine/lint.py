@@ -1,0 +1,168 @@
+"""Warnings about a workflow that loads but probably does not do what its author meant.
+
+``validate`` prints them; ``validate --strict`` turns them into errors.  Each check is
+conservative — a warning should almost never be wrong:
+
+- ``steps.X`` in a template where X is no step, the step itself, or a step that has not
+  necessarily finished when this one runs (later in the file, or not an ancestor in a DAG);
+- ``args.Y`` where Y is not a declared param (unless guarded by ``default``/``is defined``);
+- a step that no run can reach: in no flow while flows.default names one, a literally false
+  ``condition``, an ``on_error`` next target outside the flow or behind its step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import nodes
+
+from ..spec.loader import closest
+from ..spec.models import Step, Workflow
+from ..templating import iter_template_strings, truthy
+from ..templating.engine import ENV
+from .plan import build_plan
+
+# Names of dict methods: `args.get('x')` is a lookup, not a param called "get".
+_DICT_METHODS = {"get", "keys", "items", "values"}
+_GUARD_FILTERS = {"default", "d"}
+_GUARD_TESTS = {"defined", "undefined", "none"}
+
+
+@dataclass(frozen=True)
+class LintWarning:
+    """One finding: what, and where (step and line when known)."""
+
+    message: str
+    step: str | None = None
+    line: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, as `validate --format json` reports it."""
+        return {"message": self.message, "step": self.step, "line": self.line}
+
+
+def references(source: str) -> set[tuple[str, str]]:
+    """``(namespace, key)`` pairs a template reads from ``steps`` and ``args``, unguarded."""
+    try:
+        tree = ENV.parse(source)
+    except Exception:  # noqa: BLE001 - syntax is load's business; nothing to say here
+        return set()
+    guarded: set[int] = set()
+    checked_ns: set[str] = set()
+    for guard in tree.find_all((nodes.Filter, nodes.Test)):
+        if guard.name in (_GUARD_FILTERS if isinstance(guard, nodes.Filter) else _GUARD_TESTS):
+            if guard.node is not None:
+                guarded.update(id(n) for n in (guard.node, *guard.node.find_all(nodes.Node)))
+    for compare in tree.find_all(nodes.Compare):
+        for op in compare.ops:
+            # `'x' in args`: the author checks for the key, so a later use is deliberate.
+            if op.op in ("in", "notin") and isinstance(op.expr, nodes.Name):
+                checked_ns.add(op.expr.name)
+    found: set[tuple[str, str]] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if id(node) in guarded or not isinstance(base, nodes.Name):
+            continue
+        if base.name not in ("steps", "args") or base.name in checked_ns:
+            continue
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            key = node.arg.value
+        else:
+            continue  # a computed key: cannot tell
+        if key not in _DICT_METHODS:
+            found.add((base.name, key))
+    return found
+
+
+def _templates(step: Step) -> list[str]:
+    sources = list(iter_template_strings(step.inputs))
+    for value in (step.condition, step.on_error.message if step.on_error else None):
+        sources.extend(iter_template_strings(value))
+    return sources
+
+
+def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
+    """For each step, the steps certainly finished (or failed and jumped) before it starts."""
+    names = workflow.step_names
+    if not workflow.is_dag:
+        return {name: set(names[:i]) for i, name in enumerate(names)}
+    deps = {k: set(v) for k, v in (build_plan(workflow, flow="all").deps or {}).items()}
+    for step in workflow.steps:
+        if step.on_error and step.on_error.next:
+            deps.setdefault(step.on_error.next, set()).add(step.name)
+    result: dict[str, set[str]] = {}
+    for name in names:
+        seen: set[str] = set()
+        frontier = list(deps.get(name, ()))
+        while frontier:
+            current = frontier.pop()
+            if current not in seen and current != name:
+                seen.add(current)
+                frontier.extend(deps.get(current, ()))
+        result[name] = seen
+    return result
+
+
+def _template_warnings(workflow: Workflow) -> list[LintWarning]:
+    found: list[LintWarning] = []
+    names = workflow.step_names
+    before = _ancestors(workflow)
+    for step in workflow.steps:
+        line = workflow.line_of(step.name)
+        # Inside a batch the item is also in `args` under arg_name.
+        extra_args = {str(step.inputs.get("arg_name", "item"))} if step.task == "batch" else set()
+        refs: set[tuple[str, str]] = set()
+        for source in _templates(step):
+            refs |= references(source)
+        for ns, key in sorted(refs):
+            problem = None
+            if ns == "args" and key not in workflow.params and key not in extra_args:
+                problem = f"args.{key} is not a declared param (add it under `params:`)"
+            elif ns == "steps" and key not in names:
+                near = closest(key, names)
+                problem = f"steps.{key}: there is no step '{key}'" + (f"; did you mean '{near}'?" if near else "")
+            elif ns == "steps" and key == step.name:
+                problem = f"steps.{key} refers to the step itself"
+            elif ns == "steps" and key not in before[step.name]:
+                problem = f"steps.{key} may not have run yet when '{step.name}' runs (it comes later or in parallel)"
+            if problem:
+                found.append(LintWarning(f"step '{step.name}': {problem}", step.name, line))
+    return found
+
+
+def _reach_warnings(workflow: Workflow) -> list[LintWarning]:
+    found: list[LintWarning] = []
+    flows = workflow.flows
+    definitions = flows.definitions if flows else {}
+    in_some_flow = {name for seq in definitions.values() for name in seq}
+    default_is_a_flow = bool(flows and flows.default and flows.default in definitions)
+    for step in workflow.steps:
+        line = workflow.line_of(step.name)
+
+        def warn(text: str, step: Step = step, line: int | None = line) -> None:
+            found.append(LintWarning(f"step '{step.name}': {text}", step.name, line))
+
+        if default_is_a_flow and step.name not in in_some_flow:
+            warn("is in no flow, so it runs only with --flow all")
+        if step.condition is not None and not isinstance(step.condition, str) and not truthy(step.condition):
+            warn(f"condition is always false ({step.condition!r}), so it never runs")
+        target = step.on_error.next if step.on_error else None
+        if not target:
+            continue
+        orders = [("all", workflow.step_names)] + list(definitions.items())
+        for flow_name, order in orders:
+            if step.name not in order:
+                continue
+            if target not in order:
+                warn(f"on_error next target '{target}' is not in flow '{flow_name}'")
+            elif not workflow.is_dag and order.index(target) <= order.index(step.name):
+                warn(f"on_error next target '{target}' comes before it in flow '{flow_name}'")
+    return found
+
+
+def lint_workflow(workflow: Workflow) -> list[LintWarning]:
+    """Every warning about a loaded workflow, template ones first."""
+    return _template_warnings(workflow) + _reach_warnings(workflow)
