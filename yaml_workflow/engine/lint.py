@@ -42,39 +42,47 @@ class LintWarning:
         return {"message": self.message, "step": self.step, "line": self.line}
 
 
+def _key(node: nodes.Node) -> tuple[str, str] | None:
+    """``("steps", "x")`` for ``steps.x`` / ``steps['x']``; None for anything else."""
+    if not isinstance(node, (nodes.Getattr, nodes.Getitem)) or not isinstance(node.node, nodes.Name):
+        return None
+    if node.node.name not in ("steps", "args"):
+        return None
+    if isinstance(node, nodes.Getattr):
+        key = node.attr
+    elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        key = node.arg.value
+    else:
+        return None  # a computed key: cannot tell
+    return None if key in _DICT_METHODS else (node.node.name, key)
+
+
 def references(source: str) -> set[tuple[str, str]]:
-    """``(namespace, key)`` pairs a template reads from ``steps`` and ``args``, unguarded."""
+    """``(namespace, key)`` pairs a template reads from ``steps`` and ``args``, unguarded.
+
+    A name passed through ``default`` or tested with ``is defined`` anywhere in the
+    template is optional on purpose, and so is every name of a namespace tested with
+    ``'x' in args``.
+    """
     try:
         tree = ENV.parse(source)
     except Exception:  # noqa: BLE001 - syntax is load's business; nothing to say here
         return set()
-    guarded: set[int] = set()
+    guarded: set[tuple[str, str]] = set()
     checked_ns: set[str] = set()
     for guard in tree.find_all((nodes.Filter, nodes.Test)):
-        if guard.name in (_GUARD_FILTERS if isinstance(guard, nodes.Filter) else _GUARD_TESTS):
-            if guard.node is not None:
-                guarded.update(id(n) for n in (guard.node, *guard.node.find_all(nodes.Node)))
+        names = _GUARD_FILTERS if isinstance(guard, nodes.Filter) else _GUARD_TESTS
+        if guard.name in names and guard.node is not None:
+            for node in (guard.node, *guard.node.find_all((nodes.Getattr, nodes.Getitem))):
+                key = _key(node)
+                if key:
+                    guarded.add(key)
     for compare in tree.find_all(nodes.Compare):
         for op in compare.ops:
-            # `'x' in args`: the author checks for the key, so a later use is deliberate.
             if op.op in ("in", "notin") and isinstance(op.expr, nodes.Name):
                 checked_ns.add(op.expr.name)
-    found: set[tuple[str, str]] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        base = node.node
-        if id(node) in guarded or not isinstance(base, nodes.Name):
-            continue
-        if base.name not in ("steps", "args") or base.name in checked_ns:
-            continue
-        if isinstance(node, nodes.Getattr):
-            key = node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            key = node.arg.value
-        else:
-            continue  # a computed key: cannot tell
-        if key not in _DICT_METHODS:
-            found.add((base.name, key))
-    return found
+    found = {_key(node) for node in tree.find_all((nodes.Getattr, nodes.Getitem))}
+    return {k for k in found if k and k not in guarded and k[0] not in checked_ns}
 
 
 def _templates(step: Step) -> list[str]:

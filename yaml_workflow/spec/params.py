@@ -47,7 +47,7 @@ def _structured(name: str, value: str, kind: str) -> Any:
     expected = list if kind == "list" else dict
     if not isinstance(parsed, expected):
         raise ParamError(
-            f"parameter '{name}' must be a {kind}, got {value!r}",
+            f"parameter '{name}' must be {'an' if kind == 'object' else 'a'} {kind}, got {value!r}",
             hint=f"pass JSON, e.g. {name}='[1, 2]'" if kind == "list" else f"pass JSON, e.g. {name}='{{\"k\": 1}}'",
         )
     return parsed

@@ -101,7 +101,9 @@ def _journal_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return events, offset + end + 1
 
 
-def _pending(workspace: Path, offsets: dict[str, int]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _pending(
+    workspace: Path, offsets: dict[str, int], *, header_first: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Journal events not yet in the snapshot, in time order, and the new offsets."""
     folder = workspace / JOURNAL_DIR
     events: list[tuple[float, int, dict[str, Any]]] = []
@@ -120,8 +122,16 @@ def _pending(workspace: Path, offsets: dict[str, int]) -> tuple[list[dict[str, A
             events.append((float(event.get("at") or 0.0), seq, event))
             seq += 1
     # Journals of different workers interleave by time; each journal keeps its own order.
-    events.sort(key=lambda item: (item[0], item[1]) if item[2].get("t") != "run" else (-1.0, item[1]))
-    return [e for _, _, e in events], new_offsets
+    events.sort(key=lambda item: (item[0], item[1]))
+    ordered = [e for _, _, e in events]
+    if header_first:
+        # With no snapshot yet, the run's header goes first even if another host's clock
+        # runs behind; a later ``run`` transition (a restart) keeps its place in time.
+        for i, event in enumerate(ordered):
+            if event.get("t") == "run":
+                ordered.insert(0, ordered.pop(i))
+                break
+    return ordered, new_offsets
 
 
 def read_state(workspace: str | os.PathLike[str]) -> dict[str, Any]:
@@ -130,7 +140,7 @@ def read_state(workspace: str | os.PathLike[str]) -> dict[str, Any]:
     path = state_path(workspace)
     doc = _read_snapshot(path)
     offsets = dict((doc or {}).get(MIRROR_KEY, {}).get("offsets", {}))
-    events, _ = _pending(workspace, offsets)
+    events, _ = _pending(workspace, offsets, header_first=doc is None)
     if doc is None:
         if not events:
             raise StateFileError(str(path), "does not exist; this is not a run workspace")
@@ -225,7 +235,7 @@ class Mirror:
         path = state_path(self.workspace)
         doc = self._cached_snapshot(path)
         offsets = dict((doc or {}).get(MIRROR_KEY, {}).get("offsets", {}))
-        events, new_offsets = _pending(self.workspace, offsets)
+        events, new_offsets = _pending(self.workspace, offsets, header_first=doc is None)
         if not events and doc is not None and new_offsets == offsets:
             return
         if doc is None:

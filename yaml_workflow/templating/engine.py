@@ -82,6 +82,16 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 class _Environment(ImmutableSandboxedEnvironment):
     """Our sandbox; the top-level undefined names the namespaces that exist."""
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `args.items`, `steps.x.result.keys`: in a workflow a key of that name is meant,
+        # not the dict method Jinja would otherwise find first.
+        if isinstance(obj, dict):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
 
 def _data_only(value: Any) -> Any:
     """Refuse a template whose value is Python code (a function, method, class or module).

@@ -1,0 +1,266 @@
+"""A run as a worker process sees it: the compiled spec, read once and cached.
+
+A step task needs the workflow, the plan, the params and the environment of its run;
+they never change after ``submit``, so each worker process reads them from Redis the
+first time it meets the run and keeps them (a small LRU), which keeps a step's hot path
+to the few round trips that carry state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from ...engine.context import STEP_NS_KEYS, RunContext
+from ...engine.plan import Plan
+from ...engine.secrets import Masker, check_secrets
+from ...exceptions import RunNotFound
+from ...spec.models import Step, Workflow
+from ...state.document import COMPLETED, FAILED, status_event, now_iso
+from ...state.recorder import RunRecorder
+from ...state.store import Store, open_store
+from . import config
+from .fleet_state import FleetState
+
+_CACHE_SIZE = 32
+_REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+_ANY_REF = re.compile(r"\bsteps\b")
+
+
+def referenced_steps(step: Step, names: list[str], builtin: bool) -> list[str] | None:
+    """Steps whose records the step's templates name; None when it may read any of them."""
+    if not builtin:
+        return None  # a plugin's TaskConfig can look at the whole `steps` namespace
+    texts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k)
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    walk([step.inputs, step.condition, step.on_error.message if step.on_error else None])
+    found: set[str] = set()
+    known = set(names)
+    for text in texts:
+        if "steps" not in text:
+            continue
+        matches = list(_REF.finditer(text))
+        if len(matches) != len(_ANY_REF.findall(text)):
+            return None  # `steps` used some other way (a loop, steps[var]): read them all
+        for match in matches:
+            name = match.group(1) or match.group(2)
+            if name not in known:
+                return None  # steps.get(...), steps.items(): dynamic
+            found.add(name)
+    return sorted(found)
+
+
+def ns_entry(event: dict[str, Any]) -> dict[str, Any]:
+    """A step record as later templates see it (what RunContext.set_step keeps)."""
+    entry = {k: event[k] for k in STEP_NS_KEYS if k in event}
+    entry.setdefault("result", None)
+    return entry
+
+
+def printer_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The part of a step transition `submit --wait` prints."""
+    keys = ("step", "status", "duration", "error", "error_message", "reason", "attempt",
+            "max_attempts", "next_delay", "host")
+    out = {k: event[k] for k in keys if k in event}
+    out["t"] = "step"
+    return out
+
+
+class FleetRecorder:
+    """The run's recorder on a worker: names the worker as the step's host, keeps the
+    last transition of each step (what gets committed and printed)."""
+
+    def __init__(self, inner: RunRecorder, host: str) -> None:
+        self.inner = inner
+        self.host = host
+        self.last: dict[str, dict[str, Any]] = {}
+        self.hosts: dict[str, str] = {}
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Record one transition (store + this process's journal)."""
+        if event.get("t") == "step":
+            if "host" in event:
+                event = {**event, "host": self.host, "worker": self.host}
+                self.hosts[event["step"]] = self.host
+            self.last[event["step"]] = event
+        self.inner.record(event)
+
+    def close(self) -> None:
+        """Flush and compact the mirror."""
+        self.inner.close()
+
+
+def _extend_sys_path(pythonpath: str | None) -> None:
+    """Modules and task plugins the submitter could import (PYTHONPATH on a shared volume)
+    are importable here too; appended, so they never shadow the worker's own packages."""
+    if not pythonpath:
+        return
+    added = False
+    for entry in pythonpath.split(os.pathsep):
+        if entry and os.path.isdir(entry) and entry not in sys.path:
+            sys.path.append(entry)
+            added = True
+    if added:
+        import importlib
+
+        from ...tasks import registry
+
+        importlib.invalidate_caches()
+        registry._state["plugins"] = False  # look for entry points again on the new path
+
+
+class FleetRun:
+    """One run's compiled spec and this process's recorder of it."""
+
+    def __init__(self, run_id: str, spec: dict[str, Any], fs: FleetState, store: Store) -> None:
+        self.run_id, self.spec, self.fs, self.store = run_id, spec, fs, store
+        self.workflow = Workflow.model_validate(spec["workflow"])
+        self.plan = Plan.from_dict(spec["plan"])
+        self.deps: dict[str, list[str]] = spec["deps"]
+        self.succ: dict[str, list[tuple[str, int]]] = {k: [tuple(p) for p in v] for k, v in spec["succ"].items()}
+        self.refs: dict[str, list[str] | None] = spec["refs"]
+        self.limits: dict[str, float] = spec["limits"]
+        self.workspace = Path(spec["workspace"])
+        self.queue: str = spec.get("queue") or config.DEFAULT_QUEUE
+        environ = dict(os.environ)
+        environ.update(spec.get("env") or {})
+        self.secret_error: Exception | None = None
+        secrets: dict[str, str] = {}
+        try:  # declared secrets come from this worker's own environment, never from Redis
+            secrets = check_secrets(self.workflow.secrets, os.environ)
+        except Exception as err:  # noqa: BLE001 - reported as the step's failure
+            self.secret_error = err
+        environ.update(secrets)
+        self.environ = environ
+        self.masker = Masker(secrets.values())
+        _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
+        self.host = worker_name()
+        self.recorder = FleetRecorder(RunRecorder(store, run_id, self.workspace), self.host)
+        self.lock = threading.Lock()
+
+    def step(self, name: str) -> Step:
+        """A step of the run's workflow."""
+        return self.workflow.step(name)
+
+    def context(self, ns: dict[str, dict[str, Any]]) -> RunContext:
+        """A RunContext for one task, with the records of the steps it reads."""
+        rc = RunContext(self.workflow, self.run_id, self.workspace, dict(self.spec["args"]),
+                        self.recorder, run_number=self.spec.get("run_number"),
+                        environ=dict(self.environ), masker=self.masker,
+                        timestamp=self.spec.get("timestamp", ""))
+        rc.render_env()
+        rc.load_steps(ns)
+        return rc
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Record a transition that no RunContext made (skips, run status)."""
+        self.recorder.record(self.masker.value(event) if self.masker else event)
+
+    def successors(self, name: str) -> list[tuple[str, int]]:
+        """(step, number of its dependencies) for every step waiting on ``name``."""
+        return self.succ.get(name, [])
+
+    def finish(self, status: str, failed_step: dict[str, Any] | None = None) -> None:
+        """Record the run's end everywhere and tell followers; the JSON file first, so a
+        follower that sees the end also sees a complete file."""
+        if status == COMPLETED:
+            self.record(status_event(COMPLETED, current_step=None))
+        else:
+            self.record(status_event(status, failed_step=failed_step))
+        try:
+            self.recorder.close()
+        finally:
+            forget_run(self.run_id)
+            self.fs.set_status(self.run_id, status, {"t": "end", "status": status, "at": time.time()})
+
+    def fail(self, step: str, error: str) -> None:
+        """The run fails at ``step``: nothing more is enqueued."""
+        self.finish(FAILED, {"step_name": step, "error": error, "failed_at": now_iso()})
+
+
+_RUNS: OrderedDict[str, FleetRun] = OrderedDict()
+_RUNS_LOCK = threading.Lock()
+_WORKER = {"name": ""}
+
+
+def set_worker_name(name: str) -> None:
+    """The Celery node name of this worker (recorded as each step's host)."""
+    if name:
+        _WORKER["name"] = name
+
+
+def worker_name() -> str:
+    """This worker's node name, else YAML_WORKFLOW_WORKER_NAME, else the host name."""
+    from ...state.document import HOST
+
+    return _WORKER["name"] or os.environ.get("YAML_WORKFLOW_WORKER_NAME") or HOST
+
+
+def fleet_state() -> FleetState:
+    """This process's FleetState on the state URL."""
+    return _fleet_state(config.state_url(), os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf")
+
+
+_FS: dict[tuple[str, str, int], FleetState] = {}
+_STORES: dict[tuple[str, int], Store] = {}
+
+
+def _fleet_state(url: str, prefix: str) -> FleetState:
+    key = (url, prefix, os.getpid())
+    if key not in _FS:
+        _FS[key] = FleetState(url, prefix)
+    return _FS[key]
+
+
+def state_store() -> Store:
+    """This process's Store on the state URL."""
+    key = (config.state_url(), os.getpid())
+    if key not in _STORES:
+        _STORES[key] = open_store(config.state_url())
+    return _STORES[key]
+
+
+def get_run(run_id: str) -> FleetRun:
+    """The cached run, read from Redis the first time."""
+    with _RUNS_LOCK:
+        run = _RUNS.get(run_id)
+        if run is not None:
+            _RUNS.move_to_end(run_id)
+            return run
+    fs = fleet_state()
+    spec = fs.spec(run_id)
+    if spec is None:
+        raise RunNotFound(f"run '{run_id}' has no compiled spec in {config.state_url()}")
+    run = FleetRun(run_id, spec, fs, state_store())
+    with _RUNS_LOCK:
+        _RUNS[run_id] = run
+        while len(_RUNS) > _CACHE_SIZE:
+            _, old = _RUNS.popitem(last=False)
+            try:
+                old.recorder.close()
+            except Exception:  # noqa: BLE001 - closing an idle journal may fail harmlessly
+                pass
+    return run
+
+
+def forget_run(run_id: str) -> None:
+    """Drop a finished run from the cache."""
+    with _RUNS_LOCK:
+        _RUNS.pop(run_id, None)

@@ -1,0 +1,135 @@
+"""``WorkflowState``: the seed's Python API over whichever store holds a run.
+
+    from yaml_workflow.state import WorkflowState
+
+    state = WorkflowState.load("workflow_id")      # or a workspace path
+    state.update_step("step1", status="completed", output="result")
+    state.set_variable("key", "value")
+    state.mark_completed()
+    state.save()
+
+Changes are transitions applied to a local copy at once (so the properties show them)
+and queued; ``save()`` records them through a :class:`.recorder.RunRecorder`, so with
+Redis as the store the workspace's JSON mirror gets the same transitions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ..exceptions import RunNotFound
+from .document import COMPLETED, apply, status_event, step_event
+from .mirror import JOURNAL_DIR, STATE_FILE
+from .recorder import RunRecorder
+from .store import Store, default_state_url, open_store
+from .stores.json_file import JsonFileStore, workspace_run_id
+
+
+def _is_workspace(path: Path) -> bool:
+    return (path / STATE_FILE).is_file() or (path / JOURNAL_DIR).is_dir()
+
+
+def _find(run: str) -> tuple[Store, str]:
+    """The store holding ``run`` (an id or a workspace path) and the run's id in it."""
+    path = Path(run)
+    run_id = run
+    if _is_workspace(path):
+        run_id = workspace_run_id(path) or run
+    url = default_state_url()
+    if url and urlparse(url).scheme in ("redis", "rediss", "unix"):
+        # Redis is the truth when it holds the run, even when a workspace path was given.
+        store = open_store(url)
+        if store.exists(run_id):
+            return store, run_id
+        store.close()
+    if _is_workspace(path):
+        # The file store takes a workspace path as the run's id.
+        return JsonFileStore("file://", root=path.absolute()), str(path.absolute())
+    return JsonFileStore("file://", root=os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"), run
+
+
+class WorkflowState:
+    """A run's state: read it, change it, save the changes."""
+
+    def __init__(self, store: Store, run_id: str, doc: dict[str, Any]) -> None:
+        self.store, self.run_id, self._doc = store, run_id, doc
+        self._pending: list[dict[str, Any]] = []
+
+    @classmethod
+    def load(cls, workflow_id: str | os.PathLike[str]) -> WorkflowState:
+        """The run with this id (Redis, else under the workspace root) or in this workspace."""
+        store, run_id = _find(os.fspath(workflow_id))
+        try:
+            doc = store.load(run_id)
+        except RunNotFound:
+            store.close()
+            raise
+        return cls(store, run_id, doc)
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def workflow_id(self) -> str:
+        """The run id."""
+        return str(self._doc["workflow_id"])
+
+    @property
+    def status(self) -> str:
+        """The run's status (running, completed, failed, cancelled)."""
+        return str(self._doc["status"])
+
+    @property
+    def current_step(self) -> str | None:
+        """The step that ran last (None when the run finished)."""
+        return self._doc["execution_state"].get("current_step")  # type: ignore[no-any-return]
+
+    @property
+    def step_outputs(self) -> dict[str, dict[str, Any]]:
+        """Step records by name; ``["step1"]["result"]`` is the step's output."""
+        return self._doc["execution_state"]["step_outputs"]  # type: ignore[no-any-return]
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """The run's variables."""
+        return self._doc.setdefault("variables", {})  # type: ignore[no-any-return]
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The whole state document, with unsaved changes applied."""
+        return self._doc
+
+    # --- changing --------------------------------------------------------------------
+
+    def _change(self, event: dict[str, Any]) -> None:
+        apply(self._doc, event)
+        self._pending.append(event)
+
+    def update_step(self, name: str, status: str, output: Any = None, **fields: Any) -> None:
+        """Set a step's status (and its output, error... as keyword fields)."""
+        if output is not None:
+            fields["result"] = output
+        self._change(step_event(name, status, **fields))
+
+    def set_variable(self, key: str, value: Any) -> None:
+        """Set one run variable."""
+        self._change({"t": "var", "key": key, "value": value, "at": time.time()})
+
+    def mark_completed(self) -> None:
+        """Mark the run completed."""
+        self._change(status_event(COMPLETED, current_step=None))
+
+    def save(self) -> None:
+        """Record the queued changes in the store (and the workspace mirror with Redis)."""
+        if not self._pending:
+            return
+        workspace = self._doc.get("workspace")
+        has_mirror = bool(workspace) and Path(str(workspace)).is_dir()
+        recorder = RunRecorder(self.store, self.run_id, workspace if has_mirror else None)
+        events, self._pending = self._pending, []
+        for event in events:
+            recorder.record(event)
+        recorder.close()
