@@ -197,6 +197,8 @@ class TestStoreContract:
         assert store.load("restored") == replay([more], doc)
 
     def test_restore_over_an_existing_run_replaces_it(self, store: Store, tmp_path: Path) -> None:
+        if store.is_mirror:
+            pytest.skip("the JSON file store is the mirror that restores are made from")
         clock = Clock()
         head = header(tmp_path, "twice", clock())
         store.create_run(head)

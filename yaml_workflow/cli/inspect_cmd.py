@@ -88,6 +88,8 @@ def step_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def status_document(located: Any) -> dict[str, Any]:
     """What `status --format json` prints."""
+    from ..state.progress import run_progress
+
     doc = located.doc
     rows = step_rows(doc)
     done = sum(1 for r in rows if r["status"] in ("completed", "skipped", "failed"))
@@ -105,6 +107,7 @@ def status_document(located: Any) -> dict[str, Any]:
         "lost_by_store": located.lost_by_store,
         "flags": doc.get("flags") or {},
         "history": doc.get("history") or [],
+        "progress": run_progress(doc),
         "steps": rows,
     }
 
@@ -114,6 +117,10 @@ def print_status(info: dict[str, Any]) -> None:
     print(f"run {info['run_id']}  workflow {info['workflow']}  status {info['status']}  "
           f"({info['steps_done']}/{info['steps_total']} steps)")
     print(f"workspace {info['workspace']}  started {info['start_time']}  updated {info['last_updated']}")
+    progress = info["progress"]
+    eta = f", ETA {progress['eta']:.0f}s" if progress.get("eta") is not None else ""
+    print(f"progress {progress['percent']}% ({progress['done']}/{progress['total']}), "
+          f"elapsed {progress['elapsed'] or 0:.1f}s{eta}, errors {progress['errors']}, retries {progress['retries']}")
     if info["lost_by_store"]:
         print("warning: the state store (Redis) no longer has this run; shown from the workspace's "
               "JSON mirror. `submit --resume RUN` rebuilds it there.")

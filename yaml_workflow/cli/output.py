@@ -27,6 +27,21 @@ def short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def format_step(event: dict[str, Any]) -> str | None:
+    """One line for a step transition worth showing, else None."""
+    status, name = event.get("status"), event.get("step")
+    if status == "completed":
+        return f"  ok    {name} ({event.get('duration', 0):.2f}s)"
+    if status == "failed":
+        return f"  FAIL  {name}: {short(event.get('error_message') or event.get('error'), 300)}"
+    if status == "skipped":
+        return f"  skip  {name}: {event.get('reason')}"
+    if status == "retrying":
+        return (f"  retry {name} attempt {event.get('attempt')}/{event.get('max_attempts')} "
+                f"failed, next in {event.get('next_delay', 0):.1f}s: {short(event.get('error'))}")
+    return None
+
+
 class StepPrinter:
     """An executor observer that prints one line per step transition."""
 
@@ -37,19 +52,9 @@ class StepPrinter:
     def __call__(self, kind: str, event: dict[str, Any]) -> None:
         if self.quiet or kind != "step":
             return
-        status, name = event.get("status"), event.get("step")
-        if status == "completed":
-            line = f"  ok    {name} ({event.get('duration', 0):.2f}s)"
-        elif status == "failed":
-            line = f"  FAIL  {name}: {short(event.get('error_message') or event.get('error'), 300)}"
-        elif status == "skipped":
-            line = f"  skip  {name}: {event.get('reason')}"
-        elif status == "retrying":
-            line = (f"  retry {name} attempt {event.get('attempt')}/{event.get('max_attempts')} "
-                    f"failed, next in {event.get('next_delay', 0):.1f}s: {short(event.get('error'))}")
-        else:
-            return
-        print(line, file=self.stream, flush=True)
+        line = format_step(event)
+        if line:
+            print(line, file=self.stream, flush=True)
 
 
 def print_result(result: RunResult, fmt: str, output: str | None = None) -> None:

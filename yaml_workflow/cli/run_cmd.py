@@ -9,7 +9,8 @@ from typing import Any
 
 from ..exceptions import EXIT_FAILED, EXIT_OK, ParamError, UsageError
 from ..spec.params import parse_assignments
-from .output import FORMATS, StepPrinter, print_result
+from .live import make_observer
+from .output import FORMATS, print_result
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +80,18 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     request = RunRequest(
         workflow=workflow, params=params, base_dir=args.base_dir, workspace=args.workspace,
         flow=args.flow, start_from=args.start_from, skip_steps=skip,
-        observer=StepPrinter(quiet=args.quiet),
+        observer=make_observer(quiet=args.quiet, fmt=args.format),
         resume=args.resume, from_step=args.from_step, override_params=args.override_params,
         force=args.force,
     )
     from ..executors.local_run import resume_run, start_run
 
-    result = resume_run(request) if args.resume else start_run(request)
+    try:
+        result = resume_run(request) if args.resume else start_run(request)
+    finally:
+        stop = getattr(request.observer, "stop", None)
+        if stop is not None:
+            stop()
     print_result(result, args.format, args.output)
     sys.stdout.flush()
     return EXIT_OK if result.ok else EXIT_FAILED

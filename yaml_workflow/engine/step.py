@@ -33,6 +33,7 @@ from ..tasks.registry import CALL_BUILTIN, CALL_CONFIG, TaskSpec
 from ..templating import Namespace, render_text, render_value, truthy
 from .context import RunContext
 from .plan import fingerprint
+from .resources import Usage, measure
 from .retry import RetryPlan
 
 
@@ -206,14 +207,26 @@ def run_step(rc: RunContext, step: Step, attempt: int = 1) -> Outcome:
                              fingerprint=fingerprint(step), host=HOST, pid=os.getpid()))
         ctx = make_task_context(rc, step, attempt, scope)
         rendered = render_inputs(spec, step.inputs, scope)
-        result = _with_timeout(step, lambda: call_task(spec, rendered, step.inputs, ctx))
+        before = Usage.now()
+        thread_cpu: list[float] = []
+
+        def invoke() -> Any:
+            # Runs in the thread that executes the task, so thread_time is the task's own.
+            start_cpu = time.thread_time()
+            try:
+                return call_task(spec, rendered, step.inputs, ctx)
+            finally:
+                thread_cpu.append(time.thread_time() - start_cpu)
+
+        result = _with_timeout(step, invoke)
         result = rc.masker.value(result)
         _check_json(step.name, result)
     except Exception as error:  # noqa: BLE001 - every failure goes through error handling
         return _failed_attempt(rc, step, attempt, started, error)
     finished = time.time()
     event = step_event(step.name, COMPLETED, result=result, attempt=attempt,
-                       started_at=started, finished_at=finished, duration=round(finished - started, 6))
+                       started_at=started, finished_at=finished, duration=round(finished - started, 6),
+                       resources=measure(before, thread_cpu[0] if thread_cpu else None))
     rc.record(event)
     rc.set_step(step.name, event)
     return Outcome(COMPLETED, result=result, attempt=attempt)

@@ -57,6 +57,7 @@ def execute_plan(rc: RunContext, plan: Plan, done: set[str] | None = None) -> _F
     """Run every step of the plan not already ``done``; return the stopping failure, if any."""
     done = set(done or ())
     failure = _Failure()
+    rc.observer("plan", {"order": plan.order, "done": sorted(done)})
     if plan.is_dag:
         _execute_dag(rc, plan, done, failure)
     else:

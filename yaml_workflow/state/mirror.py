@@ -118,10 +118,16 @@ def _pending(
             continue
         lines, end = _journal_lines(folder / name, offsets.get(name, 0))
         new_offsets[name] = end
+        # A journal's own order is the truth: an event without a time, or with a clock
+        # that stepped back, sorts as of the latest time seen before it in its journal.
+        clock = 0.0
         for event in lines:
-            events.append((float(event.get("at") or 0.0), seq, event))
+            at = event.get("at")
+            if isinstance(at, (int, float)) and at > clock:
+                clock = float(at)
+            events.append((clock, seq, event))
             seq += 1
-    # Journals of different workers interleave by time; each journal keeps its own order.
+    # Journals of different workers interleave by time.
     events.sort(key=lambda item: (item[0], item[1]))
     ordered = [e for _, _, e in events]
     if header_first:

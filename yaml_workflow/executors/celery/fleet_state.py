@@ -49,7 +49,8 @@ local f = redis.call('HMGET', KEYS[1], 'attempt:' .. step, 'not_before:' .. step
 local attempt = f[1] or '1'
 if done == '' then redis.call('HSET', KEYS[1], 'started:' .. step, attempt) end
 local ns = {}
-if #ARGV > 3 then ns = redis.call('HMGET', KEYS[4], unpack(ARGV, 4)) end
+if ARGV[4] == '*' then ns = redis.call('HGETALL', KEYS[4])
+elseif #ARGV > 3 then ns = redis.call('HMGET', KEYS[4], unpack(ARGV, 4)) end
 return {st, done, 1, attempt, f[2] or '', f[3] or '', f[4] or '', ns}
 """
 
@@ -200,10 +201,13 @@ class FleetState:
         info["not_before"] = float(_s(out[4]) or 0)
         info["started"] = _s(out[5])
         info["fanout"] = _s(out[6])
-        info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7]) if v}
-        if info["claimed"]:
-            _RENEWER.add(self, info_key := self.claim_key(run_id, step), token)
-            info["claim_key"] = info_key
+        if ns_fields[:1] == ["*"]:
+            flat = out[7]
+            info["ns"] = {_s(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        else:
+            info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7]) if v}
+        info["claim_key"] = self.claim_key(run_id, step)
+        _RENEWER.add(self, info["claim_key"], token)
         return info
 
     def commit(self, run_id: str, step: str, ns_entry: dict[str, Any],

@@ -1,0 +1,109 @@
+"""The live terminal display of a run: a bar for the run, a bar per running batch, ETA,
+retries and errors (rich).  Used when stderr is a terminal; otherwise, and with
+``--quiet`` or ``--format json``, the plain one-line-per-event printer is used.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from .output import StepPrinter, format_step
+
+
+def make_observer(*, quiet: bool, fmt: str) -> Any:
+    """The observer a command should use for its situation."""
+    if not quiet and fmt == "text" and sys.stderr.isatty():
+        try:
+            return LiveDisplay()
+        except ImportError:  # rich is an optional extra
+            pass
+    return StepPrinter(quiet=quiet)
+
+
+class LiveDisplay:
+    """An executor observer drawing rich progress bars on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.run_task = self.progress.add_task("run", total=None)
+        self.batch_tasks: dict[str, Any] = {}
+        self.errors = 0
+        self.retries = 0
+        self._lock = threading.Lock()
+        self._started = False
+
+    def _describe(self) -> str:
+        return f"run  errors {self.errors}  retries {self.retries}"
+
+    def __call__(self, kind: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._started:
+                self.progress.start()
+                self._started = True
+            if kind == "plan":
+                self.progress.update(self.run_task, total=len(event["order"]),
+                                     completed=len(event.get("done") or []))
+            elif kind == "step":
+                self._on_step(event)
+            elif kind == "progress":
+                self._on_progress(event)
+            elif kind == "status" and event.get("status") != "running":
+                self.stop()
+
+    def _on_step(self, event: dict[str, Any]) -> None:
+        status, name = event.get("status"), str(event.get("step"))
+        if status == "retrying":
+            self.retries += 1
+        if status == "failed":
+            self.errors += 1
+        if status in ("completed", "skipped", "failed"):
+            self.progress.advance(self.run_task)
+            task = self.batch_tasks.pop(name, None)
+            if task is not None:
+                self.progress.remove_task(task)
+        self.progress.update(self.run_task, description=self._describe())
+        line = format_step(event)
+        if line:
+            self.progress.console.print(line, highlight=False, markup=False)
+
+    def _on_progress(self, event: dict[str, Any]) -> None:
+        name = str(event["step"])
+        info = event.get("progress") or {}
+        task = self.batch_tasks.get(name)
+        if task is None:
+            task = self.progress.add_task(f"  {name}", total=info.get("total"))
+            self.batch_tasks[name] = task
+        failed = info.get("failed")
+        description = f"  {name}" + (f"  failed {failed}" if failed else "")
+        self.progress.update(task, completed=info.get("done") or 0, total=info.get("total"),
+                             description=description)
+
+    def stop(self) -> None:
+        """Leave the bars as they are and stop refreshing."""
+        if self._started:
+            self.progress.stop()
+            self._started = False
+
+    def __enter__(self) -> LiveDisplay:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

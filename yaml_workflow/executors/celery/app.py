@@ -1,0 +1,60 @@
+"""The Celery app factory: one app per process, configured from the environment."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from . import config
+
+log = logging.getLogger("yaml_workflow.fleet")
+
+
+def create_app(name: str = "yaml_workflow", config_object: Any = None) -> Celery:
+    """A Celery app with the fleet's settings and tasks (``config_object``: a module name
+    or object to load settings from instead of :func:`config.settings`)."""
+    app = Celery(name)
+    if config_object is None:
+        app.conf.update(config.settings())
+    else:
+        app.config_from_object(config_object)
+    from .tasks import register
+
+    register(app)
+    return app
+
+
+_APPS: dict[str, Celery] = {}
+
+
+def default_app() -> Celery:
+    """The app ``submit`` publishes with (the same settings workers load)."""
+    url = config.broker_url()
+    if url not in _APPS:
+        _APPS[url] = create_app()
+    return _APPS[url]
+
+
+@signals.worker_ready.connect
+def _publish_visibility(sender: Any = None, **_: Any) -> None:
+    """A worker that starts tells submitters how long its broker keeps a message unacked."""
+    from .runtime import fleet_state
+
+    hostname = getattr(sender, "hostname", "") or ""
+    try:
+        fleet_state().publish_visibility(hostname, config.visibility_timeout())
+    except Exception as err:  # noqa: BLE001 - submit then falls back to its own setting
+        log.warning("could not publish the visibility timeout: %s", err)
+
+
+@signals.worker_shutdown.connect
+def _forget_visibility(sender: Any = None, **_: Any) -> None:
+    """A worker that stops cleanly takes its entry back."""
+    from .runtime import fleet_state
+
+    try:
+        fleet_state().forget_worker(getattr(sender, "hostname", "") or "")
+    except Exception:  # noqa: BLE001 - the broker may already be gone
+        pass

@@ -1,0 +1,202 @@
+"""The Celery tasks: ``ywf.step`` and ``ywf.batch_chunk``, thin adapters over run_step.
+
+A delivery goes: one Lua round trip (run status, done marker, claim, attempt, the step
+records its templates read); then the attempt (run_step records its transitions); then
+the commit script (done marker + joins) and the successors; then the claim goes back.
+A delivery that finds the step done only finishes the dispatch; one that finds a live
+claim waits (Celery retry with a countdown) instead of running a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Retry, TimeLimitExceeded
+
+from ...engine.retry import RetryPlan
+from ...engine.step import Outcome, _failed_attempt, run_step
+from ...exceptions import RunNotFound, StepTimeoutError, TaskError
+from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
+from . import batch, config
+from .dispatch import CHUNK_TASK, STEP_TASK, advance, after_outcome, schedule_retry, send_step
+from .runtime import FleetRun, get_run, set_worker_name
+
+log = logging.getLogger("yaml_workflow.fleet")
+
+# Seconds a delivery that found a live claim waits before it looks again.
+CLAIM_WAIT = 5.0
+# How early a retry may arrive before its not_before (clock skew between hosts).
+EARLY = 0.5
+
+
+class FleetTask(Task):
+    """Late ack, requeue on a lost worker; a hard time limit is recorded as the step's failure."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    track_started = True
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Celery calls this in the parent when the hard time limit killed the child."""
+        if isinstance(exc, TimeLimitExceeded) and args:
+            try:
+                hard_timeout(self.app, list(args))
+            except Exception:  # noqa: BLE001 - logged; the run can be resumed
+                log.exception("could not record the hard time limit of %s", args)
+
+
+def _recover(run: FleetRun, name: str, attempt: int) -> Outcome | None:
+    """A redelivery of an attempt that started: if the store already has its end, reuse it."""
+    doc = run.store.load(run.run_id)
+    record = doc["execution_state"]["step_outputs"].get(name) or {}
+    status = record.get("status")
+    if status not in (COMPLETED, SKIPPED, FAILED):
+        return None  # it died in the middle: run the attempt again
+    keep = ("result", "attempt", "error", "error_type", "error_message", "reason", "duration", "host")
+    run.recorder.last[name] = step_event(name, status, **{k: record[k] for k in keep if k in record})
+    if status != FAILED:
+        return Outcome(status, result=record.get("result"), attempt=attempt)
+    on_error = run.step(name).on_error
+    action = on_error.action if on_error and on_error.action != "retry" else "fail"
+    return Outcome(FAILED, error=TaskError(record.get("error") or "failed"), action=action,
+                   next_step=on_error.next if on_error and action == "next" else None, attempt=attempt)
+
+
+def _secret_failure(run: FleetRun, name: str, attempt: int) -> Outcome:
+    """A declared secret missing on this worker fails the run (no retry, no on_error)."""
+    step = run.step(name)
+    last = RetryPlan.for_step(step).max_attempts  # the last attempt: no retry is planned
+    outcome = _failed_attempt(run.context({}), step, max(attempt, last), time.time(),
+                              run.secret_error)  # type: ignore[arg-type]
+    outcome.action = "fail"
+    return outcome
+
+
+def step_body(task: Task, run_id: str, name: str) -> str:
+    """One delivery of one step."""
+    set_worker_name(task.request.hostname or "")
+    try:
+        run = get_run(run_id)
+    except RunNotFound:
+        return "run gone"
+    refs = run.refs.get(name)
+    token = uuid.uuid4().hex
+    info = run.fs.begin(run_id, name, token, ["*"] if refs is None else refs)
+    if info["status"] != "running":
+        return f"run {info['status']}"
+    if not info["claimed"]:
+        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
+    markers: list[str] = []
+    try:
+        attempt = info["attempt"]
+        if info["done"]:  # recorded by an earlier delivery: finish its dispatch only
+            markers = advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None))
+            return "already done"
+        wait = info["not_before"] - time.time()
+        if wait > EARLY:
+            run.fs.release(run_id, info["claim_key"], token)
+            info["claim_key"] = None
+            raise task.retry(countdown=min(wait, config.retry_countdown_cap()), max_retries=None)
+        again = info["started"] == str(attempt)
+        outcome = _recover(run, name, attempt) if again else None
+        if outcome is None and run.secret_error is not None:
+            outcome = _secret_failure(run, name, attempt)
+        if outcome is None and run.step(name).task == "batch":
+            outcome, markers = batch.fan_out(task.app, run, name, attempt, info["ns"],
+                                             again and info["fanout"] == str(attempt))
+            if outcome is None:
+                return "fanned out"
+        if outcome is None:
+            outcome = run_step(run.context(info["ns"]), run.step(name), attempt)
+        if outcome.status == RETRYING:
+            countdown = schedule_retry(run, name, attempt, outcome)
+            run.fs.release(run_id, info["claim_key"], token)
+            info["claim_key"] = None
+            raise task.retry(countdown=countdown, max_retries=None)
+        markers = after_outcome(task.app, run, name, attempt, outcome)
+        return outcome.status
+    finally:
+        if info.get("claim_key"):
+            run.fs.release(run_id, info["claim_key"], token, markers)
+
+
+def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
+    """One delivery of one chunk of a batch step."""
+    set_worker_name(task.request.hostname or "")
+    try:
+        run = get_run(run_id)
+    except RunNotFound:
+        return "run gone"
+    refs = run.refs.get(name)
+    token = uuid.uuid4().hex
+    info = run.fs.begin(run_id, f"{name}#{attempt}#{chunk}", token, ["*"] if refs is None else refs)
+    if info["status"] != "running":
+        return f"run {info['status']}"
+    if not info["claimed"]:
+        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
+    markers: list[str] = []
+    try:
+        markers = batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
+        return "chunk done"
+    finally:
+        run.fs.release(run_id, info["claim_key"], token, markers)
+
+
+def hard_timeout(app: Any, args: list[Any]) -> None:
+    """The child running a step was killed at the hard limit: record the step failed."""
+    run = get_run(args[0])
+    name = args[1]
+    limit = run.limits.get(name, config.step_timeout())
+    error = StepTimeoutError(f"step '{name}' ran past its limit of {limit:g}s and was killed")
+    if len(args) == 4:  # a chunk: its items fail, the batch goes on counting
+        key = run.fs.batch_key(run.run_id, name, int(args[2]))
+        run.fs.break_claim(run.fs.claim_key(run.run_id, f"{name}#{args[2]}#{args[3]}"))
+        plan = json.loads(run.fs.r.hget(key, "plan") or "null")
+        if plan is None:
+            return
+        inputs = batch.BatchInputs.model_validate(plan["inputs"])
+        size = inputs.chunk_size
+        indexes = range(args[3] * size, min((args[3] + 1) * size, len(inputs.items)))
+        items = {i: {"ok": False, "error": str(error), "error_type": "StepTimeoutError"} for i in indexes}
+        batch.count_chunk(app, run, name, int(args[2]), int(args[3]), items, plan, inputs)
+        return
+    run.fs.break_claim(run.fs.claim_key(run.run_id, name))
+    attempt = int(run.fs.field(run.run_id, f"attempt:{name}") or 1)
+    outcome = _failed_attempt(run.context({}), run.step(name), attempt, time.time(), error)
+    if outcome.status == RETRYING:
+        send_step(app, run, name, countdown=schedule_retry(run, name, attempt, outcome))
+    else:
+        after_outcome(app, run, name, attempt, outcome)
+
+
+# Errors of the broker or Redis while a step's bookkeeping runs: the message is retried
+# (the step's own failures never get here: run_step records them).
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+
+
+def register(app: Any) -> None:
+    """Define the fleet's tasks on ``app``."""
+
+    @app.task(bind=True, base=FleetTask, name=STEP_TASK)
+    def step(self: Task, run_id: str, name: str) -> str:
+        try:
+            return step_body(self, run_id, name)
+        except Retry:
+            raise
+        except _TRANSIENT as err:
+            raise self.retry(exc=err, countdown=2, max_retries=None) from None
+
+    @app.task(bind=True, base=FleetTask, name=CHUNK_TASK)
+    def batch_chunk(self: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
+        try:
+            return chunk_body(self, run_id, name, attempt, chunk)
+        except Retry:
+            raise
+        except _TRANSIENT as err:
+            raise self.retry(exc=err, countdown=2, max_retries=None) from None
