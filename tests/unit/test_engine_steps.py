@@ -486,6 +486,23 @@ def test_secret_values_are_masked_everywhere(tmp_path: Path, capsys: pytest.Capt
     assert "***" in printed.getvalue()
 
 
+def test_the_error_of_a_failed_run_is_masked(tmp_path: Path) -> None:
+    # given a run that fails with the secret in its error
+    environ = {**os.environ, "YWF_TEST_API_TOKEN": SECRET}
+    result, doc = run(tmp_path, """
+        secrets: [YWF_TEST_API_TOKEN]
+        steps:
+          - name: leak
+            task: fail
+            inputs: {message: "bad token {{ env.YWF_TEST_API_TOKEN }}"}
+    """, environ=environ)
+    # then neither the returned error nor the recorded failure holds the value
+    assert result.status == "failed"
+    assert result.error is not None and "bad token ***" in result.error
+    assert SECRET not in json.dumps(doc)
+    assert doc["execution_state"]["failed_step"]["error"] == result.error
+
+
 # --- results that are not data -----------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
@@ -40,13 +41,17 @@ def add_parser(sub: Any) -> None:
 
     clean = actions.add_parser("clean", help="remove old workspaces of finished runs")
     base_dir(clean)
-    clean.add_argument("--older-than", default="30d", metavar="AGE",
-                       help="last change at least this long ago: 90s, 30m, 12h, 30d, 2w (default 30d)")
-    clean.add_argument("--status", action="append", default=[], metavar="STATUS",
-                       help="only runs with this status (repeat or comma-separate; "
-                            "default: completed, failed, cancelled)")
-    clean.add_argument("--dry-run", action="store_true", help="show what would go; remove nothing")
-    clean.set_defaults(handler=handle_clean)
+    _clean_flags(clean)
+
+    # `clean` (the seed's command) is the same implementation, with --workflow-id and the
+    # workspace root as its default base dir; it also removes the runs' Redis keys.
+    top = sub.add_parser("clean", help="remove old runs: workspaces and their store records")
+    top.add_argument("--base-dir", type=Path,
+                     default=Path(os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"),
+                     help="where the run workspaces are (default: $YAML_WORKFLOW_WORKSPACE_ROOT or runs)")
+    _clean_flags(top)
+    top.add_argument("--workflow-id", action="append", default=[], metavar="ID",
+                     help="only this run (repeatable); no age limit unless --older-than is given")
 
     remove = actions.add_parser("remove", help="remove workspaces by name, path or run id")
     base_dir(remove)
@@ -54,6 +59,16 @@ def add_parser(sub: Any) -> None:
     remove.add_argument("--force", action="store_true",
                         help="also remove interrupted runs (a live run is never removed)")
     remove.set_defaults(handler=handle_remove)
+
+
+def _clean_flags(clean: argparse.ArgumentParser) -> None:
+    clean.add_argument("--older-than", default=None, metavar="AGE",
+                       help="last change at least this long ago: 90s, 30m, 12h, 30d, 2w (default 30d)")
+    clean.add_argument("--status", action="append", default=[], metavar="STATUS",
+                       help="only runs with this status (repeat or comma-separate; "
+                            "default: completed, failed, cancelled)")
+    clean.add_argument("--dry-run", action="store_true", help="show what would go; remove nothing")
+    clean.set_defaults(handler=handle_clean)
 
 
 def human_size(size: float) -> str:
@@ -106,10 +121,13 @@ def handle_clean(args: argparse.Namespace) -> int:
     """Remove workspaces older than --older-than (finished runs unless --status says otherwise)."""
     if not args.base_dir.is_dir():
         raise UsageError(f"no such directory: {args.base_dir}", hint="pass --base-dir")
-    older_than = parse_age(args.older_than)
+    run_ids = getattr(args, "workflow_id", None) or []
+    age = args.older_than if args.older_than is not None else (None if run_ids else "30d")
+    older_than = parse_age(age) if age is not None else None
     now = time.time()
     chosen = select(scan_workspaces(args.base_dir), older_than=older_than,
-                    statuses=args.status, now=now)
+                    statuses=args.status, run_ids=run_ids, now=now)
+    store = _records_store()
     verb = "would remove" if args.dry_run else "removed"
     freed, failures = 0, 0
     for entry in chosen.remove:
@@ -117,6 +135,8 @@ def handle_clean(args: argparse.Namespace) -> int:
             try:
                 # --status running asked for interrupted runs by name: that is the force.
                 remove_workspace(entry, force=True)
+                if store is not None and entry.run_id:
+                    store.delete_run(entry.run_id)
             except (WorkflowError, OSError) as err:
                 failures += 1
                 text = err.one_line() if isinstance(err, WorkflowError) else str(err)
@@ -131,6 +151,16 @@ def handle_clean(args: argparse.Namespace) -> int:
     print(f"{verb} {count} workspace(s), {human_size(freed)}"
           + (" (dry run: nothing removed)" if args.dry_run else ""))
     return EXIT_REFUSED if failures else EXIT_OK
+
+
+def _records_store() -> Any:
+    """The Redis store whose keys go with the workspaces, when one is configured."""
+    from ..state.store import default_state_url, open_store
+
+    url = default_state_url()
+    if not url or url.startswith(("file:", "memory:")):
+        return None
+    return open_store(url)
 
 
 def _resolve(

@@ -62,6 +62,9 @@ def execute_plan(rc: RunContext, plan: Plan, done: set[str] | None = None) -> _F
         _execute_dag(rc, plan, done, failure)
     else:
         _execute_linear(rc, plan, done, failure)
+    if failure.error:
+        # The run's error is printed and returned as is: secrets must not reach it.
+        failure.error = rc.masker.text(failure.error)
     return failure
 
 

@@ -274,13 +274,15 @@ class Mirror:
         """Compact a last time and close the journal."""
         if self.closed:
             return
-        self.compact(force=True)
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-            self.closed = True
-        _FLUSHER.forget(self)
+        try:
+            self.compact(force=True)
+        finally:  # a failed compaction still closes the journal (its lines stay readable)
+            with self._lock:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                self.closed = True
+            _FLUSHER.forget(self)
 
 
 class _Flusher:

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import StateFileError
 from .mirror import Mirror
 from .store import Store
 
@@ -43,7 +44,7 @@ class RunRecorder:
     def _to_mirror(self, write: Any, event: dict[str, Any]) -> None:
         try:
             write(event)
-        except OSError as err:
+        except (OSError, StateFileError) as err:  # a damaged file is refused, not overwritten
             with self._lock:
                 first = not self._mirror_failed
                 self._mirror_failed = True
@@ -60,5 +61,5 @@ class RunRecorder:
         if self.mirror is not None:
             try:
                 self.mirror.close()
-            except OSError as err:
+            except (OSError, StateFileError) as err:
                 log.warning("the JSON mirror of run %s could not be compacted: %s", self.run_id, err)

@@ -19,37 +19,12 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from ..exceptions import RunNotFound
 from .document import COMPLETED, apply, status_event, step_event
-from .mirror import JOURNAL_DIR, STATE_FILE
+from .locate import locate_run
 from .recorder import RunRecorder
-from .store import Store, default_state_url, open_store
-from .stores.json_file import JsonFileStore, workspace_run_id
-
-
-def _is_workspace(path: Path) -> bool:
-    return (path / STATE_FILE).is_file() or (path / JOURNAL_DIR).is_dir()
-
-
-def _find(run: str) -> tuple[Store, str]:
-    """The store holding ``run`` (an id or a workspace path) and the run's id in it."""
-    path = Path(run)
-    run_id = run
-    if _is_workspace(path):
-        run_id = workspace_run_id(path) or run
-    url = default_state_url()
-    if url and urlparse(url).scheme in ("redis", "rediss", "unix"):
-        # Redis is the truth when it holds the run, even when a workspace path was given.
-        store = open_store(url)
-        if store.exists(run_id):
-            return store, run_id
-        store.close()
-    if _is_workspace(path):
-        # The file store takes a workspace path as the run's id.
-        return JsonFileStore("file://", root=path.absolute()), str(path.absolute())
-    return JsonFileStore("file://", root=os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"), run
+from .store import Store
+from .stores.json_file import JsonFileStore
 
 
 class WorkflowState:
@@ -62,13 +37,13 @@ class WorkflowState:
     @classmethod
     def load(cls, workflow_id: str | os.PathLike[str]) -> WorkflowState:
         """The run with this id (Redis, else under the workspace root) or in this workspace."""
-        store, run_id = _find(os.fspath(workflow_id))
-        try:
-            doc = store.load(run_id)
-        except RunNotFound:
+        found = locate_run(os.fspath(workflow_id))
+        store = found.store
+        if found.lost_by_store and found.workspace is not None:
+            # Redis no longer has it: its workspace file is the whole state now.
             store.close()
-            raise
-        return cls(store, run_id, doc)
+            store = JsonFileStore("file://", root=found.workspace.parent)
+        return cls(store, found.run_id, found.doc)
 
     # --- reading ---------------------------------------------------------------------
 

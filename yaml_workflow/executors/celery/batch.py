@@ -19,7 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...engine.plan import fingerprint
-from ...engine.step import Outcome, _condition_holds, _failed_attempt, make_task_context, render_inputs, skip_step
+from ...engine.step import (
+    Outcome,
+    _condition_holds,
+    _failed_attempt,
+    make_task_context,
+    render_inputs,
+    skip_step,
+)
 from ...exceptions import BatchItemsFailed, TaskError
 from ...state.document import COMPLETED, RETRYING, RUNNING, step_event
 from ...tasks import get_task
@@ -45,7 +52,7 @@ def fan_out(app: Any, run: FleetRun, name: str, attempt: int, ns: dict[str, Any]
     if again:  # a redelivery of a fan-out that was stored: send what was not sent
         plan = json.loads(run.fs.r.hget(key, "plan") or "{}")
         chunks = [f"{name}#{attempt}#{c}" for c in range(plan.get("nchunks", 0))]
-        for marker, sent in zip(chunks, run.fs.sent(run.run_id, chunks)):
+        for marker, sent in zip(chunks, run.fs.sent(run.run_id, chunks), strict=False):
             if not sent:
                 send_chunk(app, run, name, attempt, int(marker.rsplit("#", 1)[1]))
         return None, chunks

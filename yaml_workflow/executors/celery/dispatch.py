@@ -100,7 +100,7 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
         stack.extend(res["ready"])
         finished = finished or res["remaining"] == 0
     if replay and to_send:  # a redelivery: skip what the first delivery already sent
-        to_send = [n for n, sent in zip(to_send, run.fs.sent(run.run_id, to_send)) if not sent]
+        to_send = [n for n, sent in zip(to_send, run.fs.sent(run.run_id, to_send), strict=False) if not sent]
     for name in to_send:
         send_step(app, run, name)
     if finished and run.fs.status(run.run_id) == "running":

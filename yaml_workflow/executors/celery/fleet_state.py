@@ -205,7 +205,7 @@ class FleetState:
             flat = out[7]
             info["ns"] = {_s(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         else:
-            info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7]) if v}
+            info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7], strict=False) if v}
         info["claim_key"] = self.claim_key(run_id, step)
         _RENEWER.add(self, info["claim_key"], token)
         return info

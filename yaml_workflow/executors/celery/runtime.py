@@ -22,7 +22,7 @@ from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import RunNotFound
 from ...spec.models import Step, Workflow
-from ...state.document import COMPLETED, FAILED, status_event, now_iso
+from ...state.document import COMPLETED, FAILED, now_iso, status_event
 from ...state.recorder import RunRecorder
 from ...state.store import Store, open_store
 from . import config

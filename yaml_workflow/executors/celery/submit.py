@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -44,10 +43,10 @@ def _check_reachable(url: str, what: str, error: type[Exception]) -> None:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         client.ping()
         client.close()
-    except (redis.RedisError, OSError, socket.error) as err:
+    except (redis.RedisError, OSError) as err:
         where = f"{parsed.hostname}:{parsed.port or 6379}"
         raise error(f"cannot reach the {what} at {where} ({type(err).__name__})",
-                    hint="start Redis or set YAML_WORKFLOW_BROKER_URL / YAML_WORKFLOW_STATE_URL")
+                    hint="start Redis or set YAML_WORKFLOW_BROKER_URL / YAML_WORKFLOW_STATE_URL") from None
     except Exception as err:  # noqa: BLE001 - e.g. a malformed URL
         raise error(f"cannot reach the {what} {url}: {err}") from None
 
@@ -111,8 +110,8 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     fs = FleetState(state)
     _check_limits(workflow, plan, fs)
 
-    from ..local_run import new_run_id
     from ...state.store import open_store
+    from ..local_run import new_run_id
 
     masker = Masker(secrets.values())
     workspace, number = _workspace(request, workflow.name)
@@ -187,7 +186,7 @@ def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = N
         if ended is None and time.monotonic() >= next_status:
             next_status = time.monotonic() + 1.0
             status = fs.status(run_id)
-            if status in FINISHED and fs.field(run_id, "status") in FINISHED | {""}:
+            if status in FINISHED:
                 ended = status
         if ended is not None:
             return result_of(run_id, fs)

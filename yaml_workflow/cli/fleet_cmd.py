@@ -1,0 +1,104 @@
+"""``yaml-workflow submit`` and ``yaml-workflow worker``: the Celery fleet."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import EXIT_FAILED, EXIT_OK, UsageError, WaitTimeout
+from .output import StepPrinter, dump, print_result
+from .run_cmd import add_run_flags, check_resume_flags, collect_params
+
+
+def add_parser(sub: Any) -> None:
+    """Register `submit` and `worker`."""
+    parser = sub.add_parser("submit", help="run a workflow on the Celery fleet", allow_abbrev=False)
+    parser.add_argument("workflow", type=Path, help="the workflow YAML file")
+    add_run_flags(parser)
+    parser.add_argument("--wait", action="store_true", help="follow the run and exit with its outcome")
+    parser.add_argument("--timeout", type=float, metavar="S", help="with --wait: stop waiting after S seconds (exit 4)")
+    parser.add_argument("--queue", metavar="Q", help="the Celery queue of the run's steps (a step's `queue` wins)")
+    parser.add_argument("--no-export-env", action="store_true",
+                        help="do not pass this environment to the run (workers use their own)")
+    parser.set_defaults(handler=handle_submit, accepts_extra=True)
+
+    worker = sub.add_parser("worker", help="start a Celery worker of the fleet", allow_abbrev=False)
+    worker.add_argument("--concurrency", "-c", type=int, help="worker processes/threads")
+    worker.add_argument("--queues", "-Q", metavar="A,B", help="queues to consume (default: celery)")
+    worker.add_argument("--pool", "-P", choices=("prefork", "solo", "threads"), default="prefork")
+    worker.add_argument("--hostname", "-n", metavar="H", help="the worker's node name (name@host)")
+    worker.add_argument("--loglevel", "-l", default="INFO")
+    worker.add_argument("--without-mingle", action="store_true", help="skip the start-up sync with other workers")
+    worker.add_argument("--without-gossip", action="store_true", help="do not follow other workers' events")
+    worker.add_argument("--without-heartbeat", action="store_true", help="send no worker heartbeats")
+    worker.set_defaults(handler=handle_worker)
+
+
+def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
+    """Submit (and maybe follow) a run; 0 completed, 1 failed, 2 refused, 3 unreachable, 4 timeout."""
+    from ..engine.load import load_workflow
+    from ..engine.request import RunRequest
+    from ..executors.celery.submit import submit_run, wait_for_run
+
+    params = collect_params(args, extra)
+    check_resume_flags(args, False)
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout needs --wait")
+    workflow = load_workflow(args.workflow)
+    skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
+    request = RunRequest(
+        workflow=workflow, params=params,
+        base_dir=args.base_dir.absolute() if args.base_dir else None,
+        workspace=args.workspace.absolute() if args.workspace else None,
+        flow=args.flow, start_from=args.start_from, skip_steps=skip,
+    )
+    run_id = submit_run(request, queue=args.queue, export_env=not args.no_export_env)
+    as_text = args.format == "text"
+    if as_text:
+        print(run_id, flush=True)
+    if not args.wait:
+        if not as_text:
+            sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name}, args.format))
+        return EXIT_OK
+    try:
+        result = wait_for_run(run_id, timeout=args.timeout, observer=StepPrinter(quiet=args.quiet))
+    except WaitTimeout:
+        if not as_text:
+            sys.stdout.write(dump({"run_id": run_id, "status": "running", "workflow": workflow.name,
+                                   "error": "timed out waiting"}, args.format))
+        print(f"error: gave up waiting after {args.timeout:g}s; run {run_id} goes on "
+              f"(follow it with `yaml-workflow status {run_id}`)", file=sys.stderr)
+        return WaitTimeout.exit_code
+    print_result(result, args.format, args.output)
+    sys.stdout.flush()
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The `celery worker` command line equivalent to these flags (events on: -E)."""
+    argv = ["worker", "-E", f"--loglevel={args.loglevel}", f"--pool={args.pool}"]
+    if args.concurrency:
+        argv.append(f"--concurrency={args.concurrency}")
+    if args.queues:
+        argv.append(f"--queues={args.queues}")
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    for flag in ("without_mingle", "without_gossip", "without_heartbeat"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+    return argv
+
+
+def handle_worker(args: argparse.Namespace) -> int:
+    """Run a worker in this process until it is stopped."""
+    try:
+        from workers.app import app
+    except ImportError as err:
+        raise UsageError(f"the fleet needs Celery and redis: {err}",
+                         hint="pip install 'yaml-workflow[fleet]'") from None
+    os.environ.setdefault("YAML_WORKFLOW_WORKER", "1")
+    app.worker_main(worker_argv(args))
+    return EXIT_OK
