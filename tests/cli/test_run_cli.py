@@ -134,6 +134,25 @@ def test_refused_commands_exit_2_with_one_line_and_no_workspace(tmp_path: Path, 
     assert workspaces(tmp_path / "runs") == []
 
 
+@pytest.mark.parametrize("flag", ["--workspace", "--base-dir"])
+def test_a_workspace_that_cannot_be_made_is_refused_in_one_line(tmp_path: Path, flag: str) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    proc = cli(tmp_path, "run", write(tmp_path, OK), flag, "a_file")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "cannot create the run workspace" in line
+    assert "internal error" not in line
+
+
+def test_output_into_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "run", write(tmp_path, OK), "--base-dir", "runs", "--output", "no/such/r.json")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--output" in line
+    assert workspaces(tmp_path / "runs") == []
+
+
 def test_unknown_top_level_command_exits_2(tmp_path: Path) -> None:
     proc = cli(tmp_path, "rnu", "wf.yaml")
     assert proc.returncode == 2
@@ -225,6 +244,16 @@ def test_secret_is_masked_in_cli_output(tmp_path: Path) -> None:
     assert "oops ***" in document["error"]
     (workspace,) = workspaces(tmp_path / "runs")
     assert not [p for p in workspace.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+
+
+def test_resume_of_a_completed_run_exits_2(tmp_path: Path) -> None:
+    name = write(tmp_path, OK)
+    assert cli(tmp_path, "run", name, "--base-dir", "runs", "-q").returncode == 0
+    proc = cli(tmp_path, "run", name, "--base-dir", "runs", "--resume", "-q")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "already completed" in line
 
 
 def test_help(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.rendezvous import signal
 from yaml_workflow.cli.output import StepPrinter, print_result
 from yaml_workflow.engine.load import load_workflow
 from yaml_workflow.engine.request import RunRequest, RunResult
@@ -152,6 +153,12 @@ def test_backoff_waits_follow_delay_backoff_and_max_delay() -> None:
     plan = RetryPlan(max_attempts=5, delay=1, backoff=2, max_delay=3)
     # then the waits before attempts 2..5 are 1, 2, 3, 3
     assert [plan.delay_before(n) for n in (2, 3, 4, 5)] == [1, 2, 3, 3]
+
+
+def test_backoff_over_many_attempts_stays_at_max_delay() -> None:
+    plan = RetryPlan(max_attempts=5000, delay=1.0, backoff=2.0, max_delay=60.0)
+    assert plan.delay_before(1500) == 60.0
+    assert plan.delay_before(4999) == 60.0
 
 
 def test_retry_plan_from_a_step() -> None:
@@ -293,23 +300,30 @@ def test_on_error_retry_then_continue(tmp_path: Path) -> None:
 
 @pytest.mark.serial
 def test_in_process_step_past_its_timeout_fails(tmp_path: Path) -> None:
-    # given python code that never returns, with a 0.5 s timeout
+    # given python code that does not return (until the test lets it), with a 0.5 s timeout
+    stop = key()
     started = time.monotonic()
-    result, doc = run(tmp_path, """
-        steps:
-          - name: spin
-            task: python_code
-            timeout: 0.5
-            inputs:
-              code: |
-                import time
-                while True:
-                    time.sleep(0.01)
-          - name: after
-            task: echo
-            inputs: {message: never}
-    """)
-    elapsed = time.monotonic() - started
+    try:
+        result, doc = run(tmp_path, """
+            params:
+              stop: {type: string}
+            steps:
+              - name: spin
+                task: python_code
+                timeout: 0.5
+                inputs:
+                  code: |
+                    import time
+                    from tests.support.rendezvous import wait_for
+                    while not wait_for(args["stop"], 0):
+                        time.sleep(0.01)
+              - name: after
+                task: echo
+                inputs: {message: never}
+        """, params={"stop": stop})
+        elapsed = time.monotonic() - started
+    finally:
+        signal(stop)  # let the abandoned thread end
     # then the step fails on time (its thread abandoned) and the run stops
     assert result.status == "failed"
     assert result.failed_step == "spin"
@@ -501,6 +515,23 @@ def test_the_error_of_a_failed_run_is_masked(tmp_path: Path) -> None:
     assert result.error is not None and "bad token ***" in result.error
     assert SECRET not in json.dumps(doc)
     assert doc["execution_state"]["failed_step"]["error"] == result.error
+
+
+def test_block_scalar_with_one_expression_keeps_its_newline(tmp_path: Path) -> None:
+    result, _ = run(tmp_path, """
+        steps:
+          - name: gen
+            task: echo
+            inputs: {message: "a line"}
+          - name: save
+            task: write_file
+            inputs:
+              file: out.txt
+              content: |
+                {{ steps.gen.result }}
+    """)
+    assert result.status == "completed", result.error
+    assert (Path(result.workspace) / "out.txt").read_bytes() == b"a line\n"
 
 
 # --- results that are not data -----------------------------------------------------------

@@ -111,6 +111,43 @@ def test_duplicate_step_keys_in_mapping_form(tmp_path: Path) -> None:
     assert "'a' appears twice" in err.one_line()
 
 
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    # given a step that merges shared inputs and overrides one of them
+    path = write(tmp_path, "merge.yaml", """
+        steps:
+          - name: a
+            task: echo
+            inputs: &common {message: hi, extra: 1}
+          - name: b
+            task: echo
+            inputs:
+              <<: *common
+              message: override
+    """)
+    workflow = load_workflow(path)
+    # then the override wins and the rest is merged in
+    assert workflow.step("a").inputs == {"message": "hi", "extra": 1}
+    assert workflow.step("b").inputs == {"message": "override", "extra": 1}
+
+
+def test_a_key_written_twice_next_to_a_merge_is_still_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "merge_dup.yaml", """
+        steps:
+          - name: a
+            task: echo
+            inputs: &common {message: hi}
+          - name: b
+            task: echo
+            inputs:
+              <<: *common
+              message: one
+              message: two
+    """)
+    err = load_error(path)
+    assert err.line == 10
+    assert "'message' appears twice" in err.one_line()
+
+
 def test_step_without_task_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "notask.yaml", """
         steps:
@@ -177,6 +214,34 @@ def test_on_error_next_target_must_be_a_step(tmp_path: Path) -> None:
     assert err.line == 4
     assert "next target 'cleanpu' is not a step" in err.one_line()
     assert "did you mean 'cleanup'" in err.one_line()
+
+
+def test_on_error_next_to_the_step_itself_is_refused(tmp_path: Path) -> None:
+    # a step that jumps to itself on failure would run forever
+    path = write(tmp_path, "selfnext.yaml", """
+        steps:
+          - name: a
+            task: fail
+            on_error: {action: next, next: a}
+    """)
+    err = load_error(path)
+    assert err.line == 2
+    assert "next target 'a' is the step itself" in err.one_line()
+
+
+def test_on_error_next_back_to_an_earlier_step_is_refused(tmp_path: Path) -> None:
+    # a jump back to an earlier step could run the same steps forever
+    path = write(tmp_path, "backnext.yaml", """
+        steps:
+          - name: a
+            task: echo
+            inputs: {message: hi}
+          - name: b
+            task: fail
+            on_error: {action: next, next: a}
+    """)
+    err = load_error(path)
+    assert "next target 'a' comes before it" in err.one_line()
 
 
 def test_depends_on_an_unknown_step(tmp_path: Path) -> None:

@@ -66,6 +66,12 @@ def test_undefined_used_in_a_test_or_loop_still_fails() -> None:
         render_text("{% for x in args.nope %}{{ x }}{% endfor %}", scope())
 
 
+def test_default_filter_and_is_defined_still_work() -> None:
+    assert render_string("{{ args.nope | default('fallback') }}", scope()) == "fallback"
+    assert render_string("{{ args.nope is defined }}", scope()) is False
+    assert render_string("{% if steps.zz is defined %}y{% else %}n{% endif %}", scope()) == "n"
+
+
 # --- native values and text ---------------------------------------------------------------
 
 
@@ -103,7 +109,10 @@ def test_plain_strings_are_returned_untouched() -> None:
 def test_trailing_newline_is_kept() -> None:
     assert render_string("Hello {{ args.name }}\n", scope()) == "Hello World\n"
     assert render_text("line\n\n", scope()) == "line\n\n"
-    assert render_string("{{ args.name }}\n", scope()) == "World"  # one expression: its value
+    # a block scalar holding one expression: text keeps its newline, data stays data
+    assert render_string("{{ args.name }}\n", scope()) == "World\n"
+    assert render_string("  {{ args.name }}\n\n", scope()) == "  World\n\n"
+    assert render_string("{{ args.items }}\n", scope()) == [1, 2]
 
 
 def test_render_value_walks_dicts_and_lists() -> None:

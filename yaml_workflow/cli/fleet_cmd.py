@@ -61,14 +61,16 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
         print(run_id, flush=True)
     if not args.wait:
         if not as_text:
-            sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name}, args.format))
+            sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name,
+                                   "workspace": str(request.workspace)}, args.format))
         return EXIT_OK
     try:
         result = wait_for_run(run_id, timeout=args.timeout, observer=StepPrinter(quiet=args.quiet))
     except WaitTimeout:
         if not as_text:
             sys.stdout.write(dump({"run_id": run_id, "status": "running", "workflow": workflow.name,
-                                   "error": "timed out waiting"}, args.format))
+                                   "workspace": str(request.workspace), "error": "timed out waiting"},
+                                  args.format))
         print(f"error: gave up waiting after {args.timeout:g}s; run {run_id} goes on "
               f"(follow it with `yaml-workflow status {run_id}`)", file=sys.stderr)
         return WaitTimeout.exit_code
@@ -99,6 +101,6 @@ def handle_worker(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise UsageError(f"the fleet needs Celery and redis: {err}",
                          hint="pip install 'yaml-workflow[fleet]'") from None
-    os.environ.setdefault("YAML_WORKFLOW_WORKER", "1")
+    os.environ["YAML_WORKFLOW_WORKER_POOL"] = args.pool
     app.worker_main(worker_argv(args))
     return EXIT_OK

@@ -69,6 +69,9 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
 
     params = collect_params(args, extra)
     check_resume_flags(args, args.resume)
+    if args.output and not Path(args.output).absolute().parent.is_dir():
+        raise UsageError(f"--output {args.output}: its folder does not exist",
+                         hint="create the folder, or write the result elsewhere")
     if args.workflow is None and not (args.resume and args.workspace):
         raise UsageError("run needs a workflow file", hint="yaml-workflow run WORKFLOW.yaml [k=v ...]")
     workflow = load_workflow(args.workflow) if args.workflow is not None else None

@@ -62,7 +62,10 @@ class RetryPlan:
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 = the first retry)."""
-        wait = self.delay * (self.backoff ** max(0, attempt - 2))
+        try:
+            wait = self.delay * (self.backoff ** max(0, attempt - 2))
+        except OverflowError:  # float backoff over many attempts: past any max_delay
+            wait = float("inf")
         if self.max_delay is not None:
             wait = min(wait, self.max_delay)
         if self.jitter > 0:

@@ -90,7 +90,14 @@ def start_run(request: RunRequest) -> RunResult:
     environ, masker = _environment(workflow, request)
     plan = build_plan(workflow, flow=request.flow, start_from=request.start_from,
                       skip_steps=request.skip_steps)
-    workspace, number = _fresh_workspace(request, workflow)
+    try:
+        workspace, number = _fresh_workspace(request, workflow)
+    except OSError as err:  # e.g. --workspace/--base-dir names a file, or a read-only place
+        where = request.workspace or request.base_dir or Path("runs")
+        raise UsageError(
+            f"cannot create the run workspace under {where}: {err.strerror or err}",
+            hint="--workspace/--base-dir must be a directory you can write to",
+        ) from None
     run_id = new_run_id()
     store = _store_for(request, workspace.parent)
     recorder = RunRecorder(store, run_id, workspace)

@@ -273,6 +273,16 @@ def check_references(
                 line=where,
                 hint=_did_you_mean(step.on_error.next, names),
             )
+        target = step.on_error.next if step.on_error else None
+        if target and names.index(target) <= names.index(step.name):
+            # A jump back (or to itself) on failure could run the same steps forever.
+            raise SpecError(
+                f"step '{step.name}': on_error next target '{target}' "
+                + ("is the step itself" if target == step.name else "comes before it"),
+                file=file,
+                line=where,
+                hint="jump forward to a later step; use `retry:` to run a step again",
+            )
         for dep in step.depends_on:
             if dep not in known:
                 raise SpecError(

@@ -91,7 +91,12 @@ def convert(name: str, value: Any, kind: str | None) -> Any:
     return _structured(name, text, kind)
 
 
-def _check_constraints(name: str, spec: Param, value: Any) -> None:
+def _check_constraints(name: str, spec: Param, value: Any) -> Any:
+    if spec.allowed_values is not None and value not in spec.allowed_values and isinstance(value, str):
+        # An untyped param from the command line is a string: match `p=1` to `1` in the list.
+        for allowed in spec.allowed_values:
+            if str(allowed) == value or (isinstance(allowed, bool) and str(allowed).lower() == value.lower()):
+                return allowed
     if spec.allowed_values is not None and value not in spec.allowed_values:
         allowed = ", ".join(str(v) for v in spec.allowed_values)
         raise ParamError(
@@ -102,6 +107,7 @@ def _check_constraints(name: str, spec: Param, value: Any) -> None:
             f"parameter '{name}' is shorter than {spec.min_length}",
             hint=f"give at least {spec.min_length} characters/items",
         )
+    return value
 
 
 def resolve_params(workflow: Workflow, given: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def resolve_params(workflow: Workflow, given: dict[str, Any]) -> dict[str, Any]:
         else:
             value = None
         if value is not None or spec.required:
-            _check_constraints(name, spec, value)
+            value = _check_constraints(name, spec, value)
         args[name] = value
     for name, value in given.items():
         if name not in workflow.params:

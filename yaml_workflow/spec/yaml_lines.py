@@ -46,19 +46,29 @@ class _LineLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     pass
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+    # flatten_mapping puts the entries of `<<:` merges first; a key written in the
+    # mapping itself may override them (that is what merges are for), but not repeat.
+    explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
     loader.flatten_mapping(node)
+    first_explicit = len(node.value) - explicit
+    written: set[Any] = set()
     result = LineDict()
     result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
             raise SpecError(
                 "a mapping key must be a scalar",
                 line=key_node.start_mark.line + 1,
             )
-        if key in result:
-            raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        if index >= first_explicit:
+            if key in written:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            written.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result

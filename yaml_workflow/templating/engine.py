@@ -199,6 +199,10 @@ def render_string(source: str, namespaces: Mapping[str, Any]) -> Any:
         raise _failure(source, err, namespaces) from None
     if isinstance(value, StrictUndefined):
         raise _failure(source, _as_undefined_error(value), namespaces)
+    if isinstance(value, str) and len(match.group("expr")) + 4 != len(source):
+        # Text stays text: the whitespace around the expression (a block scalar's
+        # final newline) is kept, as rendering never drops a trailing newline.
+        return f"{source[: source.index('{{')]}{value}{source[source.rindex('}}') + 2:]}"
     return value
 
 

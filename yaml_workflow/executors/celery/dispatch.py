@@ -9,6 +9,7 @@ join fires once, after all of its inputs, whichever message was delivered twice.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -108,6 +109,20 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
     return to_send
 
 
+def _fault(point: str, run: FleetRun, step: str) -> None:
+    """Test hook for the crash windows: YAML_WORKFLOW_TEST_FAULT=POINT:STEP kills this
+    process there, once per run (a flag file in the workspace remembers it fired)."""
+    wanted = os.environ.get("YAML_WORKFLOW_TEST_FAULT")
+    if not wanted or wanted != f"{point}:{step}":
+        return
+    flag = run.workspace / ".ywf" / f"fault-{point}-{step}"
+    if flag.exists():
+        return
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.touch()
+    os._exit(137)
+
+
 def _dependents(run: FleetRun, root: str) -> set[str]:
     found: set[str] = set()
     frontier = [root]
@@ -138,7 +153,9 @@ def after_outcome(app: Any, run: FleetRun, step: str, attempt: int, outcome: Out
     """Act on what an attempt came to (a retry is scheduled by the caller)."""
     event = run.recorder.last.get(step) or step_event(step, outcome.status)
     if outcome.status in (COMPLETED, SKIPPED) or (outcome.status == FAILED and outcome.action == "continue"):
-        return advance(app, run, commit(run, step, event))
+        committed = commit(run, step, event)
+        _fault("after_commit", run, step)
+        return advance(app, run, committed)
     error = event.get("error") or (describe_error(outcome.error) if outcome.error else "failed")
     if outcome.status == FAILED and outcome.action == "next" and outcome.next_step:
         forced = jump_skips(run, step, outcome.next_step)

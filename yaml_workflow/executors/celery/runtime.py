@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,26 @@ def _extend_sys_path(pythonpath: str | None) -> None:
 
         importlib.invalidate_caches()
         registry._state["plugins"] = False  # look for entry points again on the new path
+
+
+@contextmanager
+def run_environment(environ: dict[str, str]) -> Iterator[None]:
+    """The run's environment as this process's os.environ while a step runs, so that
+    in-process code (python_code reading os.environ) sees what it sees under `run`.
+    Not under the threads pool, where steps of different runs share one os.environ."""
+    if os.environ.get("YAML_WORKFLOW_WORKER_POOL") == "threads":
+        yield
+        return
+    saved = dict(os.environ)
+    try:
+        os.environ.update(environ)
+        yield
+    finally:
+        for key in [k for k in os.environ if k not in saved]:
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 class FleetRun:

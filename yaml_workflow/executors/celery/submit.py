@@ -91,7 +91,8 @@ def _workspace(request: RunRequest, name: str) -> tuple[Path, int]:
 
 def submit_run(request: RunRequest, *, queue: str | None = None, export_env: bool = True,
                app: Any = None) -> str:
-    """Create the run in Redis and enqueue its first steps; the run id."""
+    """Create the run in Redis and enqueue its first steps; the run id (the workspace
+    it created is set in ``request.workspace``)."""
     from .fleet_state import FleetState
     from .runtime import FleetRun
 
@@ -141,6 +142,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     advance(app or _app(), run, {"status": "running", "new": True, "ready": roots,
                                 "remaining": len(plan.order)})
     run.recorder.close()
+    request.workspace = workspace
     return run_id
 
 

@@ -25,7 +25,7 @@ from ...exceptions import RunNotFound, StepTimeoutError, TaskError
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
 from . import batch, config
 from .dispatch import CHUNK_TASK, STEP_TASK, advance, after_outcome, schedule_retry, send_step
-from .runtime import FleetRun, get_run, set_worker_name
+from .runtime import FleetRun, get_run, run_environment, set_worker_name
 
 log = logging.getLogger("yaml_workflow.fleet")
 
@@ -108,12 +108,15 @@ def step_body(task: Task, run_id: str, name: str) -> str:
         if outcome is None and run.secret_error is not None:
             outcome = _secret_failure(run, name, attempt)
         if outcome is None and run.step(name).task == "batch":
-            outcome, markers = batch.fan_out(task.app, run, name, attempt, info["ns"],
-                                             again and info["fanout"] == str(attempt))
+            with run_environment(run.environ):
+                outcome, markers = batch.fan_out(task.app, run, name, attempt, info["ns"],
+                                                 again and info["fanout"] == str(attempt))
             if outcome is None:
                 return "fanned out"
         if outcome is None:
-            outcome = run_step(run.context(info["ns"]), run.step(name), attempt)
+            rc = run.context(info["ns"])
+            with run_environment(rc.environ):
+                outcome = run_step(rc, run.step(name), attempt)
         if outcome.status == RETRYING:
             countdown = schedule_retry(run, name, attempt, outcome)
             run.fs.release(run_id, info["claim_key"], token)
@@ -142,7 +145,8 @@ def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> 
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
     markers: list[str] = []
     try:
-        markers = batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
+        with run_environment(run.environ):
+            markers = batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
         return "chunk done"
     finally:
         run.fs.release(run_id, info["claim_key"], token, markers)
