@@ -160,7 +160,7 @@ def resume_run(request: RunRequest) -> RunResult:
         if store.is_mirror:
             raise
         doc = read_state(workspace)  # the store lost it: the mirror has it all
-        store.create_run({**doc, "t": "run"})
+        store.restore_run(doc)
     if workflow is None:
         workflow = Workflow.model_validate(doc["workflow"])
     options = doc.get("options") or {}
