@@ -44,6 +44,8 @@ class RunContext:
     # template reading it while a parallel step finishes sees old or new, not half.
     steps: Namespace = field(default_factory=lambda: Namespace("steps"))
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Item records of steps that run again (batch resume): step -> index -> record.
+    prior_items: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._args_ns = Namespace("args", self.args)

@@ -159,6 +159,9 @@ def make_task_context(rc: RunContext, step: Step, attempt: int, scope: dict[str,
         run_id=rc.run_id,
         report_progress=_Progress(rc, step),
         mask=rc.masker.text,
+        prior_items=rc.prior_items.get(step.name, {}),
+        record_items=lambda items: rc.record({"t": "items", "step": step.name, "items": items,
+                                              "at": time.time()}),
     )
 
     def call_sub_task(task_name: str, raw_inputs: Any, extra: Any) -> Any:

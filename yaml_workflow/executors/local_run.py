@@ -148,6 +148,18 @@ def find_resumable(request: RunRequest, store: Store) -> tuple[str, Path]:
     return str(doc["workflow_id"]), workspace
 
 
+def reusable_items(plan: Plan, decision: Any, records: dict[str, Any]) -> dict[str, Any]:
+    """Batch item records a resume may reuse: not for changed steps or a --from-step re-run."""
+    fresh = set(decision.changed)
+    if decision.from_step is not None:
+        fresh |= set(plan.order[plan.order.index(decision.from_step):])
+    return {
+        name: records[name]["items"]
+        for name in decision.rerun
+        if name not in fresh and (records.get(name) or {}).get("items")
+    }
+
+
 def resume_run(request: RunRequest) -> RunResult:
     """Continue a failed or interrupted run in its workspace."""
     workflow = request.workflow
@@ -175,7 +187,9 @@ def resume_run(request: RunRequest) -> RunResult:
                     run_number=doc.get("run_number"), environ=environ, masker=masker,
                     timestamp=now_iso(), observer=request.observer)
     rc.render_env()
-    rc.load_steps({n: r for n, r in doc["execution_state"]["step_outputs"].items() if n in decision.done})
+    records = doc["execution_state"]["step_outputs"]
+    rc.load_steps({n: r for n, r in records.items() if n in decision.done})
+    rc.prior_items = reusable_items(plan, decision, records)
     # The lease decides between two resumes of one run: the loser records nothing.
     lease = LeaseKeeper(store, run_id)
     try:

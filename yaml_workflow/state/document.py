@@ -108,7 +108,7 @@ def history_event(kind: str, **fields: Any) -> dict[str, Any]:
 _STEP_FIELDS = (
     "status", "result", "attempt", "attempts", "error", "error_type", "error_message",
     "reason", "fingerprint", "started_at", "finished_at", "duration", "host", "pid",
-    "items", "progress", "worker", "resources",
+    "progress", "worker", "resources",
 )
 
 
@@ -139,12 +139,18 @@ def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     elif kind == "progress":
         record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
         record["progress"] = event["progress"]
+    elif kind == "items":
+        # A batch's finished items (one transition per chunk): index -> {status, result...}
+        record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
+        record.setdefault("items", {}).update(event["items"])
     elif kind == "flag":
         doc.setdefault("flags", {})[event["flag"]] = event.get("value", True)
     elif kind == "reset":
         # Resume from a step: forget the records of the steps that will run again.
         for name in event.get("steps", []):
-            state["step_outputs"].pop(name, None)
+            old = state["step_outputs"].pop(name, None)
+            if old and "items" in old:  # item records outlive a reset (batch resume)
+                state["step_outputs"][name] = {"items": old["items"]}
             state["retry_state"].pop(name, None)
         state["failed_step"] = None
     elif kind == "params":
@@ -160,7 +166,8 @@ def _apply_step(doc: dict[str, Any], state: dict[str, Any], event: dict[str, Any
     outputs = state["step_outputs"]
     record = outputs.get(name)
     if record is None or status == RUNNING and record.get("status") in (COMPLETED, SKIPPED, FAILED):
-        record = {}
+        # A fresh record; a batch's item records survive so a re-run can reuse them.
+        record = {"items": record["items"]} if record and "items" in record else {}
         outputs[name] = record
     for key in _STEP_FIELDS:
         if key in event:

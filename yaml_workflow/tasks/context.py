@@ -42,6 +42,10 @@ class TaskContext:
     # Set by the engine: run a registered task with raw inputs and extra namespaces.
     call_task: Callable[[str, Any, Mapping[str, Any]], Any] | None = None
     report_progress: Callable[..., None] = _no_progress
+    # Item records of an earlier run of this step (batch resume): index -> record.
+    prior_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Set by the engine: record finished items (index -> record) durably, one call per chunk.
+    record_items: Callable[[dict[str, dict[str, Any]]], None] = lambda items: None
     mask: Callable[[str], str] = lambda text: text
     logger: logging.Logger = log
 

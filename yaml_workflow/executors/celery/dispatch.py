@@ -69,11 +69,12 @@ def send_chunk(app: Any, run: FleetRun, step: str, attempt: int, chunk: int) -> 
           f"run={run.run_id} step={step} chunk={chunk}", queue, run.limits[step])
 
 
-def commit(run: FleetRun, step: str, event: dict[str, Any],
-           forced: dict[str, str] | None = None) -> dict[str, Any]:
-    """Count a step done (its record is already in the store)."""
-    return run.fs.commit(run.run_id, step, ns_entry(event), run.successors(step),
-                         printer_event(event), forced)
+def commit(run: FleetRun, step: str, event: dict[str, Any], forced: dict[str, str] | None = None,
+           *, successors: bool = True) -> dict[str, Any]:
+    """Record a step's end in the store and count it done, in one transaction."""
+    return run.fs.commit(run.run_id, step, ns_entry(event),
+                         run.successors(step) if successors else [], printer_event(event), forced,
+                         records=run.recorder.take(step), count=successors)
 
 
 def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
@@ -91,10 +92,12 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
         if not reason:
             to_send.append(name)
             continue
-        event = step_event(name, SKIPPED, reason=reason, finished_at=time.time())
-        res = run.fs.commit(run.run_id, name, ns_entry(event), run.successors(name), printer_event(event))
-        if res["new"]:
-            run.record(event)
+        if replay and run.fs.field(run.run_id, f"done:{name}"):
+            res = run.fs.commit(run.run_id, name, {}, run.successors(name), None)  # recorded before
+        else:
+            event = step_event(name, SKIPPED, reason=reason, finished_at=time.time())
+            run.record(event)  # held for the commit below
+            res = commit(run, name, event)
         replay = replay or not res["new"]
         if res["status"] != "running":
             return []
@@ -161,9 +164,10 @@ def after_outcome(app: Any, run: FleetRun, step: str, attempt: int, outcome: Out
         forced = jump_skips(run, step, outcome.next_step)
         if forced is not None:
             return advance(app, run, commit(run, step, event, forced))
-    # A failure nothing handles: the run fails first, so parallel steps stop dispatching.
+    # A failure nothing handles: recorded without counting it out of `remaining`, so no
+    # parallel step can take the run for finished; then the run fails.
+    commit(run, step, event, successors=False)
     run.fail(step, error)
-    run.fs.commit(run.run_id, step, ns_entry(event), [], None)
     return []
 
 

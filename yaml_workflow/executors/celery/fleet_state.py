@@ -55,7 +55,8 @@ return {st, done, 1, attempt, f[2] or '', f[3] or '', f[4] or '', ns}
 """
 
 # KEYS: fleet, run hash, ns, events | ARGV: step, ns entry, successors [[s, need]],
-# event, forced skips {s: reason}
+# event, forced skips {s: reason}, '1' to count the step out of `remaining`
+# (a failure that stops the run is not: the run must not look finished to others)
 _COMMIT = _STATUS + """
 local step = ARGV[1]
 if redis.call('HSETNX', KEYS[1], 'done:' .. step, '1') == 0 then
@@ -75,7 +76,8 @@ for _, pair in ipairs(cjson.decode(ARGV[3])) do
 end
 local nxt = '[' .. table.concat(ready, ',') .. ']'
 redis.call('HSET', KEYS[1], 'next:' .. step, nxt)
-local remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
+local remaining = tonumber(redis.call('HGET', KEYS[1], 'remaining') or '0')
+if ARGV[6] == '1' then remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -1) end
 if ARGV[4] ~= '' then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'e', ARGV[4])
 end
@@ -212,12 +214,24 @@ class FleetState:
 
     def commit(self, run_id: str, step: str, ns_entry: dict[str, Any],
                successors: list[tuple[str, int]], event: dict[str, Any] | None,
-               forced_skips: dict[str, str] | None = None) -> dict[str, Any]:
-        """Mark a step done and count it into its successors' joins, exactly once."""
+               forced_skips: dict[str, str] | None = None, *,
+               records: list[dict[str, Any]] = (), count: bool = True) -> dict[str, Any]:  # type: ignore[assignment]
+        """Mark a step done and count it into its successors' joins, exactly once, in one
+        transaction with ``records`` (the step's final transitions for the store)."""
         keys = [self.k(run_id, "fleet"), self.k(run_id), self.k(run_id, "ns"), self.k(run_id, "events")]
         args = [step, json.dumps(ns_entry), json.dumps([list(p) for p in successors]),
-                json.dumps(event) if event else "", json.dumps(forced_skips or {})]
-        new, nxt, remaining, status = self._commit(keys=keys, args=args)
+                json.dumps(event) if event else "", json.dumps(forced_skips or {}), "1" if count else "0"]
+        if records:
+            from ...state.stores.redis_layout import RunKeys, queue_event
+
+            pipe = self.r.pipeline(transaction=True)
+            run_keys = RunKeys(self.prefix, run_id)
+            for record in records:
+                queue_event(pipe, run_keys, self.prefix, record)
+            self._commit(keys=keys, args=args, client=pipe)
+            new, nxt, remaining, status = pipe.execute()[-1]
+        else:
+            new, nxt, remaining, status = self._commit(keys=keys, args=args)
         ready = [(name, reason) for name, reason in json.loads(_s(nxt))]
         return {"new": int(new) == 1, "ready": ready, "remaining": int(remaining), "status": _s(status)}
 

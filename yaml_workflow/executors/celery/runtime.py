@@ -24,13 +24,14 @@ from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import RunNotFound
 from ...spec.models import Step, Workflow
-from ...state.document import COMPLETED, FAILED, now_iso, status_event
+from ...state.document import COMPLETED, FAILED, SKIPPED, now_iso, status_event
 from ...state.recorder import RunRecorder
 from ...state.store import Store, open_store
 from . import config
 from .fleet_state import FleetState
 
 _CACHE_SIZE = 32
+DONE = (COMPLETED, SKIPPED, FAILED)
 _REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _ANY_REF = re.compile(r"\bsteps\b")
 
@@ -87,25 +88,47 @@ def printer_event(event: dict[str, Any]) -> dict[str, Any]:
 
 class FleetRecorder:
     """The run's recorder on a worker: names the worker as the step's host, keeps the
-    last transition of each step (what gets committed and printed)."""
+    last transition of each step, and holds a step's final transition for the store
+    until the commit, which writes it in the same transaction as the done marker (the
+    journal line is written at once, before any successor is enqueued)."""
 
     def __init__(self, inner: RunRecorder, host: str) -> None:
         self.inner = inner
         self.host = host
         self.last: dict[str, dict[str, Any]] = {}
-        self.hosts: dict[str, str] = {}
+        self.pending: dict[str, list[dict[str, Any]]] = {}
 
     def record(self, event: dict[str, Any]) -> None:
         """Record one transition (store + this process's journal)."""
         if event.get("t") == "step":
             if "host" in event:
                 event = {**event, "host": self.host, "worker": self.host}
-                self.hosts[event["step"]] = self.host
             self.last[event["step"]] = event
+            if event.get("status") in DONE:
+                self.journal(event)
+                self.pending.setdefault(event["step"], []).append(event)
+                return
         self.inner.record(event)
+
+    def journal(self, event: dict[str, Any]) -> None:
+        """Write a transition to this process's journal only."""
+        if self.inner.mirror is not None:
+            self.inner._to_mirror(self.inner.mirror.append, event)
+
+    def take(self, step: str) -> list[dict[str, Any]]:
+        """The held final transitions of a step (for its commit)."""
+        return self.pending.pop(step, [])
+
+    def flush(self, step: str) -> None:
+        """Send a step's held transitions to the store now."""
+        events = self.take(step)
+        if events:
+            self.inner.store.record_many(self.inner.run_id, events)
 
     def close(self) -> None:
         """Flush and compact the mirror."""
+        for step in list(self.pending):
+            self.flush(step)
         self.inner.close()
 
 
@@ -154,6 +177,7 @@ class FleetRun:
     def __init__(self, run_id: str, spec: dict[str, Any], fs: FleetState, store: Store) -> None:
         self.run_id, self.spec, self.fs, self.store = run_id, spec, fs, store
         self.workflow = Workflow.model_validate(spec["workflow"])
+        self._steps = {s.name: s for s in self.workflow.steps}
         self.plan = Plan.from_dict(spec["plan"])
         self.deps: dict[str, list[str]] = spec["deps"]
         self.succ: dict[str, list[tuple[str, int]]] = {k: [tuple(p) for p in v] for k, v in spec["succ"].items()}
@@ -178,8 +202,8 @@ class FleetRun:
         self.lock = threading.Lock()
 
     def step(self, name: str) -> Step:
-        """A step of the run's workflow."""
-        return self.workflow.step(name)
+        """A step of the run's workflow (by dict: Workflow.step scans the list)."""
+        return self._steps[name]
 
     def context(self, ns: dict[str, dict[str, Any]]) -> RunContext:
         """A RunContext for one task, with the records of the steps it reads."""
@@ -213,7 +237,9 @@ class FleetRun:
             self.fs.set_status(self.run_id, status, {"t": "end", "status": status, "at": time.time()})
 
     def fail(self, step: str, error: str) -> None:
-        """The run fails at ``step``: nothing more is enqueued."""
+        """The run fails at ``step``: nothing more is enqueued (the first failure wins)."""
+        if self.fs.status(self.run_id) != "running":
+            return
         self.finish(FAILED, {"step_name": step, "error": error, "failed_at": now_iso()})
 
 

@@ -93,6 +93,7 @@ def step_body(task: Task, run_id: str, name: str) -> str:
     if not info["claimed"]:
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
     markers: list[str] = []
+    run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
     try:
         attempt = info["attempt"]
         if info["done"]:  # recorded by an earlier delivery: finish its dispatch only

@@ -145,6 +145,9 @@ def encode(doc: dict[str, Any]) -> dict[str, Any]:
         for field, value in record.items():
             if field == "result":
                 outputs[step] = dumps(value)
+            elif field == "items":
+                for index, item in value.items():
+                    steps[f"{step}.item:{index}"] = dumps(item)
             else:
                 steps[f"{step}.{field}"] = dumps(value)
     return {
@@ -173,7 +176,10 @@ def decode(run: dict[str, str], steps: dict[str, str], outputs: dict[str, str],
     records = state["step_outputs"]
     for field, raw in steps.items():
         step, _, name = field.rpartition(".")
-        records.setdefault(step, {})[name] = json.loads(raw)
+        if name.startswith("item:"):
+            records.setdefault(step, {}).setdefault("items", {})[name[5:]] = json.loads(raw)
+        else:
+            records.setdefault(step, {})[name] = json.loads(raw)
     for step, raw in outputs.items():
         records.setdefault(step, {})["result"] = json.loads(raw)
     state["status"] = doc["status"]
@@ -251,6 +257,9 @@ def queue_event(pipe: Any, keys: RunKeys, prefix: str, event: dict[str, Any]) ->
     elif kind == "progress":
         pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
         pipe.hset(keys.steps, f"{event['step']}.progress", dumps(event["progress"]))
+    elif kind == "items":
+        pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
+        pipe.hset(keys.steps, mapping={f"{event['step']}.item:{i}": dumps(v) for i, v in event["items"].items()})
     elif kind == "flag":
         pipe.hset(keys.run, f"flag:{event['flag']}", dumps(event.get("value", True)))
     elif kind == "reset":

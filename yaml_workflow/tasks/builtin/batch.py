@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
@@ -103,13 +105,22 @@ def _namespaces(ctx: TaskContext, inputs: BatchInputs, item: Any, index: int) ->
     return extra
 
 
+def item_key(item: Any) -> str:
+    """A short hash of an item's value: a stored item result is reused only for the same item."""
+    text = json.dumps(item, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
 def _run_item(
-    ctx: TaskContext, inputs: BatchInputs, raw: dict[str, Any], item: Any, index: int
+    ctx: TaskContext, inputs: BatchInputs, raw: dict[str, Any], item: Any, index: int,
+    attempts: list[int],
 ) -> Any:
+    """Run one item with its own retries; ``attempts[0]`` counts its executions so far."""
     assert ctx.call_task is not None
     extra = _namespaces(ctx, inputs, item, index)
     policy = inputs.retry
     for attempt in range(1, policy.max_attempts + 1):
+        attempts[0] += 1
         try:
             return ctx.call_task(inputs.task.task, raw, extra)
         except Exception:
@@ -146,6 +157,16 @@ def batch(inputs: BatchInputs, ctx: TaskContext) -> dict[str, Any]:
     failed: list[dict[str, Any]] = []
     done = 0
     stop = False
+    keys = [item_key(item) for item in items]
+    # Resume: items that succeeded in an earlier run of this step keep their results.
+    earlier = ctx.prior_items
+    for i in range(total):
+        record = earlier.get(str(i))
+        if record and record.get("status") == "completed" and record.get("key") == keys[i]:
+            results[i], ok[i] = record.get("result"), True
+            done += 1
+    if done:
+        ctx.progress(done, total, f"{done}/{total} items ({done} from an earlier run)")
 
     with ThreadPoolExecutor(
         max_workers=inputs.max_workers, thread_name_prefix=f"batch-{ctx.step}"
@@ -154,15 +175,21 @@ def batch(inputs: BatchInputs, ctx: TaskContext) -> dict[str, Any]:
             if ctx.remaining() == 0:
                 raise StepTimeoutError(f"step '{ctx.step}': timed out after {done}/{total} items")
             # Chunks run one after another; items of a chunk run side by side.
+            chunk = [i for i in range(chunk_start, min(chunk_start + inputs.chunk_size, total)) if not ok[i]]
+            if not chunk:
+                continue
+            tries = {i: [int((earlier.get(str(i)) or {}).get("attempts") or 0)] for i in chunk}
             futures: dict[Future[Any], int] = {
-                pool.submit(_run_item, ctx, inputs, raw, items[i], i): i
-                for i in range(chunk_start, min(chunk_start + inputs.chunk_size, total))
+                pool.submit(_run_item, ctx, inputs, raw, items[i], i, tries[i]): i for i in chunk
             }
+            finished: dict[str, dict[str, Any]] = {}
             for future in as_completed(futures):
                 i = futures[future]
                 try:
                     results[i] = future.result()
                     ok[i] = True
+                    finished[str(i)] = {"status": "completed", "result": results[i],
+                                        "attempts": tries[i][0], "key": keys[i]}
                 except Exception as err:
                     failed.append(
                         {
@@ -172,9 +199,13 @@ def batch(inputs: BatchInputs, ctx: TaskContext) -> dict[str, Any]:
                             "error_type": type(err).__name__,
                         }
                     )
+                    finished[str(i)] = {"status": "failed", "error": _describe(err),
+                                        "attempts": tries[i][0], "key": keys[i]}
                 done += 1
                 # Progress is reported from this thread only, never from the pool.
                 ctx.progress(done, total, f"{done}/{total} items")
+            # One durable record per chunk: a kill loses at most the chunk in flight.
+            ctx.record_items(finished)
             # Once the step is bound to fail, later chunks would only waste work.
             limit = inputs.max_failed_items
             if (inputs.fail_on_item_error and failed) or (
