@@ -5,7 +5,7 @@ The key layout and the translation of transitions into commands are in
 the URL, as ``redis.Redis.from_url`` reads them; an unreachable server is
 :class:`StoreUnavailable`, exit code 3, within about five seconds), one MULTI/EXEC round
 trip per transition, and leases (``SET NX PX`` to take a free one, Lua compare-and-set
-to take a stale one, renew or release).  ``$YAML_WORKFLOW_FINISHED_TTL`` (seconds; unset:
+to take a stale one, renew or release).  ``$YAML_WORKFLOW_FINISHED_TTL`` (seconds or 7d-style ages; unset:
 keep) lets the keys of a finished run expire.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse, urlunparse
 
 from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
-from ..document import COMPLETED, FINISHED, SKIPPED, new_document
+from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
 from ..store import Lease, Store, lease_is_live
 from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
 
@@ -60,7 +60,14 @@ return 0
 def finished_ttl() -> float | None:
     """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset or empty: keep finished runs)."""
     raw = os.environ.get("YAML_WORKFLOW_FINISHED_TTL", "").strip()
-    return float(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        return float(raw)  # plain seconds
+    except ValueError:
+        from ..cleanup import parse_age  # 90s, 30m, 12h, 7d, 2w
+
+        return parse_age(raw)
 
 
 def safe_url(url: str) -> str:
@@ -222,12 +229,15 @@ class RedisStore(Store):
         self._transaction(queue)
 
     def flush(self, run_id: str) -> None:
-        """Nothing is buffered; a finished run gets ``$YAML_WORKFLOW_FINISHED_TTL`` if set."""
+        """Nothing is buffered; a completed or cancelled run gets the retention TTL if set.
+
+        Failed runs are kept until cleaned: they are the ones a user resumes.
+        """
         ttl = finished_ttl()
         if ttl is None:
             return
         status = self._call(lambda: self._r.hget(self.keys(run_id).run, "status"))
-        if status in FINISHED:
+        if status in (COMPLETED, CANCELLED):
             self.expire_finished(run_id, ttl)
 
     def expire_finished(self, run_id: str, seconds: float | None) -> None:
