@@ -35,20 +35,43 @@ soak: $(STAMP)
 acceptance: $(STAMP)
 	$(PY) ../shared/acceptance/run.py --cli "$(CURDIR)/$(VENV)/bin/yaml-workflow"
 
+# A local Redis for `make worker` / `make flower` / `yaml-workflow submit` (foreground,
+# loopback only, nothing kept: the fleet's defaults point at redis://localhost:6379/0).
 redis:
-	redis-server --port 6379 --save "" --appendonly no
+	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq redis-server)
+	redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
 worker: $(STAMP)
 	$(VENV)/bin/yaml-workflow worker
 
+# Flower for the local fleet, on loopback (no auth: the compose/Kubernetes/systemd
+# deployments add basic auth).
 flower: $(STAMP)
-	$(VENV)/bin/celery -A workers.app flower --port=5555
+	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=5555
 
-up:
-	docker compose up -d --scale worker=2
+# docker compose: Compose v2 when the docker CLI has it, else docker-compose 1.x.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+WORKERS ?= 2
+
+# The env file compose reads: deploy/env.example with fresh random passwords. Never
+# overwritten once it exists; keep it out of git.
+.env:
+	@umask 077; sed -e "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')/" \
+	    -e "s/^FLOWER_BASIC_AUTH=.*/FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(12))')/" \
+	    deploy/env.example > .env
+	@echo "created .env with random passwords; Flower login: $$(sed -n 's/^FLOWER_BASIC_AUTH=//p' .env)"
+
+up: .env
+	$(COMPOSE) up -d --build --scale worker=$(WORKERS)
 
 down:
-	docker compose down
+	$(COMPOSE) down
+
+# Redis, workers and a submitter as separate hosts (network namespaces) on this machine;
+# a worker host is cut off in the middle of a step. Root only; about 1.5 minutes.
+fleet-test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" YWF_BIN="$(CURDIR)/$(VENV)/bin/yaml-workflow" \
+	    PYTHON="$(CURDIR)/$(PY)" bash deploy/fleet-test/fleet_test.sh
 
 clean:
 	rm -rf runs build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

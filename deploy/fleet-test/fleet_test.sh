@@ -144,7 +144,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-( sleep "$TIME_LIMIT"; echo "fleet test: over ${TIME_LIMIT}s, giving up" >&2; kill -TERM $$ ) &
+# The watchdog: past the time limit, TERM this script (whose trap then cleans up).
+(
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  sleep "$TIME_LIMIT" & nap=$!
+  wait "$nap"
+  echo "fleet test: over ${TIME_LIMIT}s, giving up" >&2
+  kill -TERM $$
+) &
 WATCHDOG=$!
 
 # --- the network -----------------------------------------------------------------------
@@ -318,15 +325,23 @@ CUT_RUN="$(head -n 1 "$WORK/cut.out")"
 [ -n "$CUT_RUN" ] || fail "cut: submit printed no run id"
 ok "cut: run $CUT_RUN, step long started on $VICTIM"
 [ -n "${ADDR[$VICTIM]:-}" ] || fail "cut: $VICTIM is not one of the worker hosts"
-# The state agrees on where it runs.
-status_json "$CUT_RUN" >"$WORK/cut-status-before.json"
-"$PYTHON" - "$WORK/cut-status-before.json" "$VICTIM" <<'EOF' || fail "cut: the state does not show long running on $VICTIM"
+# The state agrees on where it runs (asked a few times: the state may lag the shell).
+long_running_on() {  # long_running_on HOST: does the state say `long` runs there?
+  status_json "$CUT_RUN" >"$WORK/cut-status-before.json" 2>/dev/null || return 1
+  "$PYTHON" - "$WORK/cut-status-before.json" "$1" <<'EOF'
 import json, sys
 status = json.load(open(sys.argv[1]))
-long = next(s for s in status["steps"] if s["step"] == "long")
+long = next((s for s in status["steps"] if s["step"] == "long"), {})
 print(f"        state: long is {long.get('status')} on {long.get('host')}")
 sys.exit(0 if long.get("status") == "running" and str(long.get("host", "")).endswith("@" + sys.argv[2]) else 1)
 EOF
+}
+tries=0
+until long_running_on "$VICTIM"; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 4 ] || fail "cut: the state does not show long running on $VICTIM"
+  sleep 0.5
+done
 
 sleep 2  # well inside the 8 s of the step
 ip -n "$SWITCH" link set "$VICTIM" down

@@ -64,12 +64,23 @@ def check_parallel_steps(workspace: Path, doc: dict[str, Any]) -> None:
     assert doc["plan"]["deps"]["combine"] == ["count_words", "sum_numbers", "shout"]
 
 
+def check_resume_demo(workspace: Path, doc: dict[str, Any]) -> None:
+    steps = outputs(doc)
+    assert json.loads((workspace / "output" / "report.json").read_text()) == {"sorted": [1, 2, 3]}
+    assert [h["event"] for h in doc["history"]] == ["start", "resume"]
+    assert steps["fetch"]["attempt"] == 1 and steps["publish"]["status"] == "completed"
+
+
 CHECKS: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "hello_world": check_hello_world,
     "data_pipeline": check_data_pipeline,
     "error_handling": check_error_handling,
     "parallel_steps": check_parallel_steps,
+    "resume_demo": check_resume_demo,
 }
+
+# Examples that fail on purpose until their workspace is fixed, then are resumed.
+FIX_THEN_RESUME = {"resume_demo": "output/ready"}
 
 
 def test_every_example_has_a_check() -> None:
@@ -79,6 +90,16 @@ def test_every_example_has_a_check() -> None:
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_example_runs(name: str, tmp_path: Path) -> None:
+    if name in FIX_THEN_RESUME:
+        workspace = tmp_path / "ws"
+        path = str(EXAMPLES / f"{name}.yaml")
+        assert run_cli(["run", path, "--workspace", str(workspace), "-q"]) == 1
+        (workspace / FIX_THEN_RESUME[name]).touch()
+        assert run_cli(["run", path, "--resume", "--workspace", str(workspace), "-q"]) == 0
+        doc = json.loads((workspace / ".workflow_metadata.json").read_text())
+        assert doc["status"] == "completed"
+        CHECKS[name](workspace, doc)
+        return
     workspace, doc = run_example(name, tmp_path)
     assert doc["status"] == "completed"
     CHECKS[name](workspace, doc)

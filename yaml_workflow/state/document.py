@@ -213,3 +213,148 @@ def replay(events: list[dict[str, Any]], base: dict[str, Any] | None = None) -> 
             continue  # nothing to apply to until the run header arrives
         apply(doc, event)
     return doc
+
+
+# --- checking a document read from a file -------------------------------------------
+#
+# A state file may be truncated, corrupted or edited by hand.  Readers index into it
+# freely, so every field they use is checked once, here, and a document that does not
+# have the structure above is refused (by the caller, naming the file) instead of
+# failing somewhere later with a traceback or being resumed from garbage.
+
+
+def _text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _mapping(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _iso(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _names(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+_TOP_FIELDS: dict[str, Any] = {
+    "name": _text, "workflow_file": _text, "workspace": _text, "mode": _text,
+    "start_time": _iso, "last_updated": _iso, "run_number": _int,
+    "params": _mapping, "variables": _mapping, "flags": _mapping, "env": _mapping,
+    "workflow": _mapping,
+    "fingerprints": lambda v: _mapping(v) and all(_text(x) for x in (v or {}).values()),
+    "history": lambda v: v is None or (isinstance(v, list) and all(isinstance(e, dict) for e in v)),
+}
+
+_RECORD_FIELDS: dict[str, Any] = {
+    "attempt": _int, "attempts": _int, "pid": _int,
+    "duration": _number, "started_at": _number, "finished_at": _number,
+    "error": _text, "error_type": _text, "error_message": _text, "reason": _text,
+    "fingerprint": _text, "host": _text,
+    "progress": _mapping, "resources": _mapping,
+    "items": lambda v: _mapping(v) and all(isinstance(x, dict) for x in (v or {}).values()),
+}
+
+
+def _record_problem(name: str, record: Any) -> str | None:
+    where = f"execution_state.step_outputs.{name}"
+    if not isinstance(record, dict):
+        return f"{where}: not an object"
+    if "status" in record and record["status"] not in STEP_STATUSES:
+        return f"{where}.status: {record['status']!r} is not a step status"
+    for key, ok in _RECORD_FIELDS.items():
+        if key in record and not ok(record[key]):
+            return f"{where}.{key}: a {type(record[key]).__name__} is not expected there"
+    return None
+
+
+def _state_problem(state: Any) -> str | None:
+    if not isinstance(state, dict):
+        return "execution_state: not an object"
+    if "status" in state and state["status"] not in RUN_STATUSES:
+        return f"execution_state.status: {state['status']!r} is not a run status"
+    if not _text(state.get("current_step")):
+        return "execution_state.current_step: not a step name"
+    failed = state.get("failed_step")
+    if failed is not None and (
+        not isinstance(failed, dict) or not all(_text(failed.get(k)) for k in ("step_name", "error", "failed_at"))
+    ):
+        return "execution_state.failed_step: not {step_name, error, failed_at}"
+    outputs = state.get("step_outputs")
+    if not isinstance(outputs, dict):
+        return "execution_state.step_outputs: not an object"
+    for name, record in outputs.items():
+        problem = _record_problem(name, record)
+        if problem:
+            return problem
+    retry = state.get("retry_state")
+    if not isinstance(retry, dict) or not all(isinstance(v, dict) for v in retry.values()):
+        return "execution_state.retry_state: not an object of objects"
+    return None
+
+
+def _plan_problem(doc: dict[str, Any]) -> str | None:
+    plan = doc.get("plan")
+    if plan is not None:
+        if not isinstance(plan, dict) or not _names(plan.get("order")):
+            return "plan.order: not a list of step names"
+        if not _mapping(plan.get("skipped")):
+            return "plan.skipped: not an object"
+        deps = plan.get("deps")
+        if not _mapping(deps) or not all(_names(v) for v in (deps or {}).values()):
+            return "plan.deps: not an object of step name lists"
+    options = doc.get("options")
+    if options is not None and (
+        not isinstance(options, dict) or not _text(options.get("flow"))
+        or not _text(options.get("start_from")) or not _names(options.get("skip_steps"))
+    ):
+        return "options: not {flow, start_from, skip_steps}"
+    return None
+
+
+def document_problem(doc: Any, *, mirror_key: str = "mirror") -> str | None:
+    """What is wrong with the structure of a state document, or None when nothing is."""
+    if not isinstance(doc, dict):
+        return "does not hold a JSON object"
+    version = doc.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        return f"has schema version {version!r}; this release reads version {SCHEMA_VERSION}"
+    missing = [k for k in ("workflow_id", "execution_state") if k not in doc]
+    if missing:
+        return f"lacks {', '.join(missing)}; it is not a run state file"
+    if not isinstance(doc["workflow_id"], str) or not doc["workflow_id"]:
+        return "is malformed: workflow_id: not a run id"
+    if "status" in doc and doc["status"] not in RUN_STATUSES:
+        return f"is malformed: status: {doc['status']!r} is not a run status"
+    for key, ok in _TOP_FIELDS.items():
+        if key in doc and not ok(doc[key]):
+            return f"is malformed: {key}: a {type(doc[key]).__name__} is not expected there"
+    problem = _state_problem(doc["execution_state"]) or _plan_problem(doc)
+    if problem:
+        return f"is malformed: {problem}"
+    mirror = doc.get(mirror_key)
+    if mirror is not None:
+        offsets = mirror.get("offsets") if isinstance(mirror, dict) else None
+        if not isinstance(offsets, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in offsets.values()
+        ):
+            return f"is malformed: {mirror_key}.offsets: not an object of byte offsets"
+    return None
