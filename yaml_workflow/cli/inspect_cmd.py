@@ -129,8 +129,8 @@ def print_status(info: dict[str, Any]) -> None:
     print(f"{'STEP':<28} {'STATUS':<10} {'TRY':>3} {'TIME':>8}  DETAIL")
     for row in info["steps"]:
         detail = row["error"] or row["reason"] or ""
-        progress = row.get("progress") or {}
-        if progress and row["status"] == "running":
+        progress = row.get("progress")
+        if isinstance(progress, dict) and progress and row["status"] == "running":
             detail = f"{progress.get('done')}/{progress.get('total')} {progress.get('message') or ''}"
         duration = f"{row['duration']:.2f}s" if isinstance(row["duration"], (int, float)) else ""
         print(f"{row['step']:<28} {row['status']:<10} {row['attempts'] or '':>3} {duration:>8}  {short(detail, 80)}")

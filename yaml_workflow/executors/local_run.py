@@ -19,7 +19,14 @@ from ..engine.request import RunRequest, RunResult
 from ..engine.resume import decide
 from ..engine.secrets import Masker, check_secrets
 from ..engine.workspace import create_workspace, latest_workspace, prepare, run_number_of
-from ..exceptions import LeaseHeld, ResumeRefused, RunNotFound, StateFileError, UsageError
+from ..exceptions import (
+    LeaseHeld,
+    ResumeRefused,
+    RunNotFound,
+    StateFileError,
+    UsageError,
+    WorkflowError,
+)
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
 from ..state.document import RUNNING, history_event, now_iso, status_event, step_event
@@ -160,6 +167,28 @@ def reusable_items(plan: Plan, decision: Any, records: dict[str, Any]) -> dict[s
     }
 
 
+def stored_workflow(doc: dict[str, Any], where: str) -> Workflow:
+    """The workflow a run stored with itself, checked as strictly as a workflow file."""
+    from pydantic import ValidationError
+
+    from ..engine.load import check_workflow
+    from ..spec.loader import check_references
+
+    try:
+        workflow = Workflow.model_validate(doc.get("workflow"))
+        names = workflow.step_names
+        if len(set(names)) != len(names):
+            raise ValueError("a step name is used twice")
+        check_references(workflow)
+        check_workflow(workflow)
+    except (ValidationError, ValueError, WorkflowError) as err:
+        problem = err.one_line() if isinstance(err, WorkflowError) else " ".join(str(err).split())
+        raise StateFileError(
+            where, f"holds a workflow that does not validate ({problem[:200]}); pass the workflow file"
+        ) from None
+    return workflow
+
+
 def resume_run(request: RunRequest) -> RunResult:
     """Continue a failed or interrupted run in its workspace."""
     workflow = request.workflow
@@ -174,7 +203,7 @@ def resume_run(request: RunRequest) -> RunResult:
         doc = read_state(workspace)  # the store lost it: the mirror has it all
         store.restore_run(doc)
     if workflow is None:
-        workflow = Workflow.model_validate(doc["workflow"])
+        workflow = stored_workflow(doc, str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}")
     options = doc.get("options") or {}
     plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
     decision = decide(workflow, plan, doc, given=request.params,

@@ -213,7 +213,7 @@ def build_workflow(doc: LineDict, path: Path) -> Workflow:
     _check_keys(doc, TOP_LEVEL_KEYS, "top-level", file)
     imported_params, imported_steps = _merge_imports(doc, path, (path.resolve(),))
     step_nodes = imported_steps + _step_nodes(doc, file)
-    step_lines = {}
+    step_lines: dict[str, int | None] = {}
     steps: list[Step] = []
     for node in step_nodes:
         raw = _normalise_step(node, file)

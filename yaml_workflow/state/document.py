@@ -269,7 +269,7 @@ _RECORD_FIELDS: dict[str, Any] = {
     "duration": _number, "started_at": _number, "finished_at": _number,
     "error": _text, "error_type": _text, "error_message": _text, "reason": _text,
     "fingerprint": _text, "host": _text,
-    "progress": _mapping, "resources": _mapping,
+    "resources": _mapping,
     "items": lambda v: _mapping(v) and all(isinstance(x, dict) for x in (v or {}).values()),
 }
 
@@ -357,4 +357,35 @@ def document_problem(doc: Any, *, mirror_key: str = "mirror") -> str | None:
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in offsets.values()
         ):
             return f"is malformed: {mirror_key}.offsets: not an object of byte offsets"
+    return None
+
+
+_EVENT_FIELDS: dict[str, dict[str, Any]] = {
+    "run": {"workflow_id": lambda v: isinstance(v, str) and bool(v)},
+    "step": {"step": lambda v: isinstance(v, str), "status": lambda v: v in STEP_STATUSES},
+    "status": {"status": lambda v: v in RUN_STATUSES},
+    "var": {"key": lambda v: isinstance(v, str), "value": lambda v: True},
+    "history": {"entry": lambda v: isinstance(v, dict)},
+    "progress": {"step": lambda v: isinstance(v, str), "progress": lambda v: True},
+    "items": {"step": lambda v: isinstance(v, str), "items": lambda v: isinstance(v, dict)},
+    "flag": {"flag": lambda v: isinstance(v, str)},
+    "reset": {"steps": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)},
+    "params": {"params": lambda v: isinstance(v, dict)},
+}
+
+
+def event_problem(event: Any) -> str | None:
+    """What keeps ``event`` from being a transition :func:`apply` can take, or None."""
+    if not isinstance(event, dict) or not isinstance(event.get("t"), str):
+        return "not a transition"
+    if not _number(event.get("at")):
+        return "its time is not a number"
+    for key, ok in _EVENT_FIELDS.get(event["t"], {}).items():
+        if key not in event or not ok(event[key]):
+            return f"a {event['t']} transition with a bad {key}"
+    if event["t"] == "step":
+        fields = {k: event[k] for k in _RECORD_FIELDS if k in event}
+        problem = _record_problem(event["step"], fields)
+        if problem:
+            return problem
     return None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StateFileError
-from .document import HOST, SCHEMA_VERSION, apply, new_document
+from .document import HOST, apply, document_problem, event_problem, new_document
 
 STATE_FILE = ".workflow_metadata.json"
 JOURNAL_DIR = Path(".ywf") / "journal"
@@ -62,19 +62,9 @@ def _read_snapshot(path: Path) -> dict[str, Any] | None:
 
 
 def _check_document(doc: Any, path: Path) -> None:
-    if not isinstance(doc, dict):
-        raise StateFileError(str(path), "does not hold a JSON object")
-    version = doc.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise StateFileError(
-            str(path), f"has schema version {version!r}; this release reads version {SCHEMA_VERSION}"
-        )
-    missing = [k for k in ("workflow_id", "execution_state") if k not in doc]
-    if missing:
-        raise StateFileError(str(path), f"lacks {', '.join(missing)}; it is not a run state file")
-    state = doc["execution_state"]
-    if not isinstance(state, dict) or not isinstance(state.get("step_outputs", {}), dict):
-        raise StateFileError(str(path), "has a malformed execution_state")
+    problem = document_problem(doc, mirror_key=MIRROR_KEY)
+    if problem:
+        raise StateFileError(str(path), problem)
 
 
 def _journal_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -93,11 +83,13 @@ def _journal_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         if not line.strip():
             continue
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except ValueError:
             # A line torn by a crash in the middle is followed by nothing of its writer
             # (each process writes its own journal), so skipping it loses nothing recorded.
             continue
+        if event_problem(event) is None:  # a damaged line is skipped like a torn one
+            events.append(event)
     return events, offset + end + 1
 
 
@@ -157,6 +149,10 @@ def read_state(workspace: str | os.PathLike[str]) -> dict[str, Any]:
     if not doc:
         raise StateFileError(str(path), "has no run header; the run never started")
     doc.pop(MIRROR_KEY, None)
+    if events:  # the snapshot alone was checked when it was read
+        problem = document_problem(doc)
+        if problem:
+            raise StateFileError(str(path), f"{problem} (with the journal in {JOURNAL_DIR} merged)")
     return doc
 
 

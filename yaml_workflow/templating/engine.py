@@ -66,7 +66,7 @@ class _NamedUndefined(StrictUndefined):
             message = f"'{full}' is undefined; {_describe_keys(obj)}"
         raise UndefinedError(message)
 
-    __str__ = __iter__ = __len__ = __bool__ = __eq__ = __ne__ = __hash__ = (  # type: ignore[assignment]
+    __str__ = __iter__ = __len__ = __bool__ = __eq__ = __ne__ = __hash__ = (
         _fail_with_undefined_error
     )
 

@@ -30,7 +30,7 @@ from ...engine.step import (
 from ...exceptions import BatchItemsFailed, TaskError
 from ...state.document import COMPLETED, RETRYING, RUNNING, step_event
 from ...tasks import get_task
-from ...tasks.builtin.batch import BatchInputs, _check_reserved, _run_item, _sub_inputs
+from ...tasks.builtin.batch import BatchInputs, _check_reserved, _run_item, _sub_inputs, item_key
 from .dispatch import after_outcome, schedule_retry, send_chunk, send_step
 from .runtime import FleetRun
 
@@ -86,16 +86,19 @@ def fan_out(app: Any, run: FleetRun, name: str, attempt: int, ns: dict[str, Any]
 
 def _item_outcomes(ctx: Any, inputs: BatchInputs, raw: dict[str, Any], indexes: range,
                    run: FleetRun) -> dict[int, Any]:
+    """Run the items of one chunk side by side; item records as the local batch keeps them."""
     out: dict[int, Any] = {}
 
     def one(i: int) -> None:
+        tries = [0]
+        key = item_key(inputs.items[i])
         try:
-            result = run.masker.value(_run_item(ctx, inputs, raw, inputs.items[i], i))
+            result = run.masker.value(_run_item(ctx, inputs, raw, inputs.items[i], i, tries))
             json.dumps(result)
-            out[i] = {"ok": True, "result": result}
+            out[i] = {"status": "completed", "result": result, "attempts": tries[0], "key": key}
         except Exception as err:  # noqa: BLE001 - a failed item is listed, not raised
-            out[i] = {"ok": False, "error": run.masker.text(str(err) or type(err).__name__),
-                      "error_type": type(err).__name__}
+            out[i] = {"status": "failed", "error": run.masker.text(str(err) or type(err).__name__),
+                      "error_type": type(err).__name__, "attempts": tries[0], "key": key}
 
     with ThreadPoolExecutor(max_workers=inputs.max_workers, thread_name_prefix=f"batch-{ctx.step}") as pool:
         list(pool.map(one, indexes))
@@ -113,12 +116,15 @@ def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
     size, total = inputs.chunk_size, len(inputs.items)
     indexes = range(chunk * size, min((chunk + 1) * size, total))
     if run.fs.r.hget(key, "stop"):
-        items: dict[int, Any] = {i: {"ok": None} for i in indexes}  # the step already failed
+        items: dict[int, Any] = {i: {"status": "not_run"} for i in indexes}  # already failing
     else:
         step = run.step(name)
         rc = run.context(ns)
         ctx = make_task_context(rc, step, attempt, rc.namespaces(step, attempt))
         items = _item_outcomes(ctx, inputs, _sub_inputs(inputs, get_task(inputs.task.task)), indexes, run)
+        # The same per-chunk item records as the local batch (resume reuses them).
+        ctx.record_items({str(i): {k: v for k, v in rec.items() if k != "error_type"}
+                          for i, rec in items.items()})
         if step.progress_update:
             done = len(indexes)
             rc.record({"t": "progress", "step": name, "at": time.time(),
@@ -136,7 +142,7 @@ def count_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
         n = int(run.fs.r.hget(key, "chunks_done") or 0)
         if run.fs.field(run.run_id, f"done:{name}"):
             return []
-    failed = any(v.get("ok") is False for v in items.values())
+    failed = any(v.get("status") == "failed" for v in items.values())
     if failed and (inputs.fail_on_item_error or inputs.max_failed_items is not None):
         _maybe_stop(run, key, inputs)
     if n < plan["nchunks"]:
@@ -147,7 +153,8 @@ def count_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
 def _maybe_stop(run: FleetRun, key: str, inputs: BatchInputs) -> None:
     """Once the step is bound to fail, later chunks skip their items (as locally)."""
     values = run.fs.r.hgetall(key)
-    failed = sum(1 for k, v in values.items() if k.startswith(b"item:") and json.loads(v).get("ok") is False)
+    failed = sum(1 for k, v in values.items()
+                 if k.startswith(b"item:") and json.loads(v).get("status") == "failed")
     limit = inputs.max_failed_items
     if (inputs.fail_on_item_error and failed) or (limit is not None and failed > limit):
         run.fs.r.hset(key, "stop", "1")
@@ -164,10 +171,10 @@ def _result(inputs: BatchInputs, values: dict[bytes, bytes], started: float) -> 
         if not key.startswith("item:"):
             continue
         i, entry = int(key[5:]), json.loads(raw)
-        if entry.get("ok") is None:
-            continue  # not run: the step was already failing
+        if entry.get("status") == "not_run":
+            continue  # the step was already failing
         done += 1
-        if entry["ok"]:
+        if entry["status"] == "completed":
             results[i], ok[i] = entry.get("result"), True
         else:
             failed.append({"index": i, "item": items[i], "error": entry["error"],

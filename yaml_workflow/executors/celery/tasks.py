@@ -168,7 +168,8 @@ def hard_timeout(app: Any, args: list[Any]) -> None:
         inputs = batch.BatchInputs.model_validate(plan["inputs"])
         size = inputs.chunk_size
         indexes = range(args[3] * size, min((args[3] + 1) * size, len(inputs.items)))
-        items = {i: {"ok": False, "error": str(error), "error_type": "StepTimeoutError"} for i in indexes}
+        items = {i: {"status": "failed", "error": str(error), "error_type": "StepTimeoutError"}
+                 for i in indexes}
         batch.count_chunk(app, run, name, int(args[2]), int(args[3]), items, plan, inputs)
         return
     run.fs.break_claim(run.fs.claim_key(run.run_id, name))
