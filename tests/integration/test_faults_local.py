@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,14 +57,18 @@ def test_two_resumes_of_one_run_at_once_one_proceeds_one_is_refused(tmp_path: Pa
     # given a failed run, repeated RESUME_ROUNDS times
     workflow = tmp_path / "twice.yaml"
     workflow.write_text(RESUMABLE)
+    failed_run = tmp_path / "failed"
+    witness = tmp_path / "witness.log"
+    env = {**os.environ, "WITNESS": str(witness)}
+    first = _cli(["run", str(workflow), "--workspace", str(failed_run), "-q"], env)
+    first.communicate(timeout=60)
+    assert first.returncode == 1
+    Path(f"{witness}.open").touch()
     for round_no in range(RESUME_ROUNDS):
-        witness = tmp_path / f"w{round_no}.log"
+        # each round resumes its own copy of the same failed run
         workspace = tmp_path / f"ws{round_no}"
-        env = {**os.environ, "WITNESS": str(witness)}
-        first = _cli(["run", str(workflow), "--workspace", str(workspace), "-q"], env)
-        first.communicate(timeout=60)
-        assert first.returncode == 1
-        Path(f"{witness}.open").touch()
+        shutil.copytree(failed_run, workspace)
+        witness.write_text("first\ngate\n")
         # when two resumes start at the same moment
         pair = [_cli(["run", str(workflow), "--resume", "--workspace", str(workspace), "-q"], env)
                 for _ in range(2)]
