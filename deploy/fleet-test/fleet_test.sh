@@ -23,8 +23,9 @@
 #   2. cut: a workflow before -> long (sleep 8) -> after; while `long` runs, the link of
 #      its host is set down (the switch port, as if the cable were pulled). The run must
 #      still complete (submit --wait exits 0) with `long` recorded as done by another
-#      host, every step's output recorded once (one `completed` per step in the state
-#      and in the journals) and every other step executed exactly once;
+#      host, every step's output recorded once (in the state and the JSON mirror; one
+#      `completed` per step in the journals of the hosts not cut) and every other step
+#      executed exactly once;
 #   3. heal: the link comes back; the cut worker's late finish of `long` must change
 #      nothing (same output, same host, still one `completed`).
 # Every check prints a line; the first that fails ends the script with exit 1.
@@ -33,7 +34,8 @@
 # PATH), PYTHON (default: the python next to YWF_BIN), CELERY_BIN (default: next to
 # YWF_BIN), REDIS_SERVER (default: redis-server on PATH), FLEET_WORKERS (2 or 3),
 # FLEET_VISIBILITY_TIMEOUT (seconds, default 20), FLEET_TIME_LIMIT (whole script,
-# default 230 s), FLEET_KEEP=1 (keep the work dir with the logs).
+# default 230 s), FLEET_KEEP=1 (keep the work dir with the logs), FLEET_STRICT_JOURNAL=1
+# (fail, not just note, when the cut host journaled a finish that Redis never accepted).
 # A trap removes the namespaces (and with them the veths and the bridge) and stops every
 # process this script started, whatever happens.
 
@@ -230,12 +232,22 @@ ok "redis-server answers at $REDIS_ADDR:6379 from ywf-client (password required)
 
 # --- workers ----------------------------------------------------------------------------
 WORKER_NAMES=()
+declare -A WORKER_PID
 for i in $(seq 1 "$WORKERS"); do
   name="w$i@ywf-w$i"
   WORKER_NAMES+=("$name")
   start_on_host "ywf-w$i" "worker-w$i" "$YWF_BIN" worker --hostname "$name" \
     --concurrency 2 --pool prefork --loglevel INFO
+  WORKER_PID[w$i]="${PIDS[-1]}"
 done
+workers_alive() {  # fails, naming the worker and its last log line, when one has exited
+  local w
+  for w in "${!WORKER_PID[@]}"; do
+    if ! kill -0 "${WORKER_PID[$w]}" 2>/dev/null; then
+      fail "worker $w exited: $(grep -v '^[[:space:]]*$' "$LOGS/worker-$w.log" | tail -n 1)"
+    fi
+  done
+}
 say "started ${WORKER_NAMES[*]}; waiting for them to answer a ping from ywf-client"
 
 pinged() {  # pinged NAME...: prints the workers among NAME that answer a ping
@@ -254,6 +266,7 @@ deadline=$((SECONDS + 90))
 while :; do
   answered="$(pinged "${WORKER_NAMES[@]}")"
   [ "$(wc -w <<<"$answered")" -eq "$WORKERS" ] && break
+  workers_alive
   [ "$SECONDS" -lt "$deadline" ] || fail "workers did not all answer within 90s (answered: ${answered:-none})"
   sleep 1
 done
@@ -392,6 +405,9 @@ check(survivor and survivor != victim and long_host.endswith("@" + survivor),
       f"the recorded output of long is the survivor's ({survivor!r})")
 after_out = outputs.get("after", {}).get("result", {}).get("stdout", "").strip()
 check(after_out == survivor, f"after read long's recorded output ({after_out!r})")
+# The journals (one per worker process): one `completed` per step, except that the cut
+# host may have journaled its own finish of `long`, which never reached Redis (the
+# shared disk is not cut). The mirror above must still show the survivor's.
 done = collections.Counter()
 for path in glob.glob(os.path.join(workspace, ".ywf", "journal", "*.jsonl")):
     for line in open(path):
@@ -400,9 +416,22 @@ for path in glob.glob(os.path.join(workspace, ".ywf", "journal", "*.jsonl")):
         except ValueError:
             continue  # a torn last line of a killed writer
         if event.get("t") == "step" and event.get("status") == "completed":
-            done[event["step"]] += 1
-check(all(done[s] <= 1 for s in ("before", "long", "after")),
-      f"each step has at most one 'completed' in the journals: {dict(done)}")
+            # A journal is named <hostname>-<pid>-<token>.jsonl; each host here has its
+            # own hostname (the namespace's name).
+            cut = os.path.basename(path).startswith(victim + "-") or any(
+                str(event.get(k, "")).endswith("@" + victim) for k in ("host", "worker"))
+            done[(event["step"], "cut" if cut else "others")] += 1
+others = {s: done[(s, "others")] for s in ("before", "long", "after")}
+check(all(n == 1 for n in others.values()),
+      f"one 'completed' per step in the journals of the hosts not cut: {others}")
+if done[("long", "cut")]:
+    strict = os.environ.get("FLEET_STRICT_JOURNAL") == "1"
+    msg = (f"the cut host journaled its own finish of long ({done[('long', 'cut')]} line), "
+           "which Redis never accepted")
+    if strict:
+        check(False, msg + " (FLEET_STRICT_JOURNAL=1)")
+    else:
+        print("        note " + msg + "; the state and the mirror keep the survivor's")
 sys.exit(1 if bad else 0)
 EOF
 }

@@ -12,6 +12,7 @@ their grace period, Flower behind basic auth, a shared workspace everywhere.
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import os
 import re
 import shutil
@@ -29,8 +30,11 @@ K8S = ROOT / "deploy" / "kubernetes"
 SYSTEMD = ROOT / "deploy" / "systemd"
 SOFT_SHUTDOWN = re.compile(r"worker\.soft_shutdown_timeout=(\d+(?:\.\d+)?)")
 DESIGN_VARS = (
-    "YAML_WORKFLOW_BROKER_URL", "YAML_WORKFLOW_STATE_URL", "YAML_WORKFLOW_KEY_PREFIX",
-    "YAML_WORKFLOW_WORKSPACE_ROOT", "YAML_WORKFLOW_VISIBILITY_TIMEOUT",
+    "YAML_WORKFLOW_BROKER_URL",
+    "YAML_WORKFLOW_STATE_URL",
+    "YAML_WORKFLOW_KEY_PREFIX",
+    "YAML_WORKFLOW_WORKSPACE_ROOT",
+    "YAML_WORKFLOW_VISIBILITY_TIMEOUT",
     "YAML_WORKFLOW_STEP_TIMEOUT",
 )
 
@@ -74,7 +78,10 @@ def _compose_binary() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
         return [docker, "compose"]
     return None
 
@@ -89,7 +96,10 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         model["_resolved"] = False
         return model
     out = subprocess.run(
-        [*binary, "--profile", "tools", "config"], cwd=project, capture_output=True, text=True,
+        [*binary, "--profile", "tools", "config"],
+        cwd=project,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert out.returncode == 0, f"compose config failed: {out.stderr}"
@@ -103,8 +113,9 @@ def test_compose_file_is_valid_for_the_compose_tool(tmp_path: Path) -> None:
     if binary is None:
         pytest.skip("no docker-compose here; the YAML-level tests below still run")
     project = _compose_project(tmp_path)
-    out = subprocess.run([*binary, "config", "-q"], cwd=project, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [*binary, "config", "-q"], cwd=project, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -116,8 +127,14 @@ def test_compose_refuses_to_start_without_the_redis_password(tmp_path: Path) -> 
     env = _env_file(project / ".env")
     del env["REDIS_PASSWORD"]
     (project / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    out = subprocess.run([*binary, "config", "-q"], cwd=project, capture_output=True, text=True,
-                         timeout=60, env={k: v for k, v in os.environ.items() if k != "REDIS_PASSWORD"})
+    out = subprocess.run(
+        [*binary, "config", "-q"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "REDIS_PASSWORD"},
+    )
     assert out.returncode != 0
     assert "REDIS_PASSWORD" in out.stderr
 
@@ -126,13 +143,17 @@ def test_compose_has_redis_workers_flower_and_submit(compose: dict[str, Any]) ->
     assert {"redis", "worker", "flower", "submit"} <= set(compose["services"])
 
 
-def test_compose_redis_keeps_an_aof_on_a_volume_with_a_password_from_env(compose: dict[str, Any]) -> None:
+def test_compose_redis_keeps_an_aof_on_a_volume_with_a_password_from_env(
+    compose: dict[str, Any],
+) -> None:
     redis = compose["services"]["redis"]
     command = _command(redis["command"])
     assert "--appendonly yes" in command
     assert "--requirepass" in command and "REDIS_PASSWORD" in command
     assert "noeviction" in command
-    assert any(str(v).split(":")[0] == "redis-data" and ":/data" in str(v) for v in redis["volumes"])
+    assert any(
+        str(v).split(":")[0] == "redis-data" and ":/data" in str(v) for v in redis["volumes"]
+    )
     assert "redis-data" in compose["volumes"]
     assert redis["healthcheck"]["test"]
 
@@ -219,6 +240,44 @@ def test_env_example_documents_every_setting() -> None:
     assert text.count("#") > len(env)  # a comment per setting, at least
 
 
+# --- the image --------------------------------------------------------------------------
+
+
+def _dockerignored(path: str) -> bool:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return any(
+        fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(path.split("/")[0], pat) for pat in patterns
+    )
+
+
+def test_dockerfile_copies_sources_that_exist_and_reach_the_build() -> None:
+    """No engine here to build it: check what the build would read."""
+    text = (ROOT / "Dockerfile").read_text()
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert not _dockerignored(source.rstrip("/")), source
+    assert _dockerignored(".env")  # secrets never reach the build context
+
+
+def test_dockerfile_runs_unprivileged_with_an_init_and_no_secret() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r'^ENTRYPOINT \["tini", "--"\]', text, re.M)
+    assert "'.[fleet]'" in text  # celery, redis and flower in the image
+    assert not re.search(r"PASSWORD|BASIC_AUTH|redis://:", text)
+
+
 # --- Kubernetes -----------------------------------------------------------------------
 
 
@@ -256,11 +315,16 @@ def test_every_kubernetes_manifest_parses_and_names_itself() -> None:
 
 def test_kubernetes_has_the_required_kinds() -> None:
     kinds = {(doc["kind"], doc["metadata"]["name"]) for _, doc in _k8s_documents()}
-    for expected in [("StatefulSet", "redis"), ("Service", "redis"),
-                     ("Deployment", "yaml-workflow-worker"), ("Deployment", "flower"),
-                     ("Service", "flower"), ("ConfigMap", "yaml-workflow-config"),
-                     ("Secret", "yaml-workflow-secrets"),
-                     ("PersistentVolumeClaim", "yaml-workflow-workspaces")]:
+    for expected in [
+        ("StatefulSet", "redis"),
+        ("Service", "redis"),
+        ("Deployment", "yaml-workflow-worker"),
+        ("Deployment", "flower"),
+        ("Service", "flower"),
+        ("ConfigMap", "yaml-workflow-config"),
+        ("Secret", "yaml-workflow-secrets"),
+        ("PersistentVolumeClaim", "yaml-workflow-workspaces"),
+    ]:
         assert expected in kinds, expected
 
 
@@ -274,7 +338,9 @@ def test_kubernetes_redis_is_a_statefulset_with_a_claim_and_aof() -> None:
     assert "$(REDIS_PASSWORD)" in args
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts[templates[0]["metadata"]["name"]] == "/data"
-    secret_refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e]
+    secret_refs = [
+        e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e
+    ]
     assert "yaml-workflow-secrets" in secret_refs
     assert redis["spec"]["serviceName"] == "redis"
 
@@ -360,20 +426,29 @@ def test_kustomize_builds_the_manifests() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("no kubectl here")
-    out = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
+    )
     if out.returncode != 0 and "unknown command" in out.stderr:
         pytest.skip("this kubectl has no kustomize")
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
-    assert all(d["metadata"].get("namespace") == "yaml-workflow" for d in docs if d["kind"] != "Namespace")
+    assert all(
+        d["metadata"].get("namespace") == "yaml-workflow" for d in docs if d["kind"] != "Namespace"
+    )
 
 
 # --- systemd --------------------------------------------------------------------------
 
 
 def _unit(path: Path) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",),
-                                          comment_prefixes=("#", ";"), empty_lines_in_values=False)
+    parser = configparser.RawConfigParser(
+        strict=False,
+        interpolation=None,
+        delimiters=("=",),
+        comment_prefixes=("#", ";"),
+        empty_lines_in_values=False,
+    )
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
     parser.read_string(path.read_text(), source=str(path))
     return parser
@@ -383,7 +458,10 @@ UNITS = sorted(SYSTEMD.glob("*.service"))
 
 
 def test_systemd_has_a_worker_and_a_flower_unit() -> None:
-    assert {p.name for p in UNITS} >= {"yaml-workflow-worker.service", "yaml-workflow-flower.service"}
+    assert {p.name for p in UNITS} >= {
+        "yaml-workflow-worker.service",
+        "yaml-workflow-flower.service",
+    }
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
@@ -399,8 +477,11 @@ def test_systemd_unit_parses_with_the_sections_and_keys_it_needs(path: Path) -> 
     assert service["User"] and service["EnvironmentFile"].startswith("/etc/yaml-workflow/")
     assert service["KillSignal"] in ("SIGTERM", "SIGQUIT", "SIGINT")
     assert service["KillMode"] == "mixed"  # the signal goes to Celery's main process only
-    timeout = _seconds(service["TimeoutStopSec"]) if not service["TimeoutStopSec"].isdigit() \
+    timeout = (
+        _seconds(service["TimeoutStopSec"])
+        if not service["TimeoutStopSec"].isdigit()
         else float(service["TimeoutStopSec"])
+    )
     soft = SOFT_SHUTDOWN.search(exec_start)
     assert timeout > (float(soft.group(1)) if soft else 0)
     assert unit["Install"]["WantedBy"] == "multi-user.target"
@@ -433,8 +514,13 @@ def test_systemd_analyze_finds_no_syntax_error(path: Path, tmp_path: Path) -> No
     the users, binaries and mounts of a real server are not on a test machine."""
     copy = tmp_path / path.name
     shutil.copy(path, copy)
-    out = subprocess.run(["systemd-analyze", "verify", "--man=no", str(copy)],
-                         capture_output=True, text=True, timeout=60)
-    syntax = [line for line in (out.stdout + out.stderr).splitlines()
-              if line.startswith(f"{copy}:")]
+    out = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    syntax = [
+        line for line in (out.stdout + out.stderr).splitlines() if line.startswith(f"{copy}:")
+    ]
     assert syntax == []
