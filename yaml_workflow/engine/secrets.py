@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,13 +12,21 @@ from ..exceptions import SecretError
 
 MASK = "***"
 # Environment names that look secret; never exported to Redis by `submit`.
-SECRET_NAME_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*_KEY")
+SECRET_NAME_PATTERNS = (
+    "*TOKEN*", "*SECRET*", "*PASSWORD*", "*PASSWD*", "*_KEY", "*CREDENTIAL*", "*AUTH*",
+)
+# A URL with a password in it (redis://:pw@host, amqp://user:pw@host) is a secret
+# whatever its variable is called (YAML_WORKFLOW_BROKER_URL carries Redis's password).
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
-def looks_secret(name: str) -> bool:
-    """True for names such as API_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY."""
+def looks_secret(name: str, value: str | None = None) -> bool:
+    """True for names such as API_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY, FLOWER_BASIC_AUTH,
+    and for any value that is a URL carrying a password."""
     upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_NAME_PATTERNS)
+    if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_NAME_PATTERNS):
+        return True
+    return bool(value and _URL_WITH_PASSWORD.match(value))
 
 
 def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
