@@ -31,7 +31,8 @@ class WorkflowError(Exception):
         text = self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return " ".join(text.split("\n"))
+        # Every kind of line break (\r, \u2028... from user text too) keeps it one line.
+        return " ".join(text.splitlines())
 
 
 class UsageError(WorkflowError):

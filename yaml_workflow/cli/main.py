@@ -30,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = " ".join(message.splitlines())  # user text may hold \r or \u2028: one line
         self.exit(EXIT_REFUSED, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 

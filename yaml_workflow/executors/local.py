@@ -17,8 +17,8 @@ from typing import Any
 from ..engine.context import RunContext
 from ..engine.plan import Plan
 from ..engine.step import Outcome, describe_error, run_step, skip_step
-from .control import cancel_requested
 from ..state.document import CANCELLED, COMPLETED, FAILED, SKIPPED, now_iso, status_event
+from .control import cancel_requested
 
 DEFAULT_MAX_PARALLEL = min(32, (os.cpu_count() or 1) + 4)
 

@@ -23,7 +23,9 @@ from ..exceptions import (
     LeaseHeld,
     ResumeRefused,
     RunNotFound,
+    SpecError,
     StateFileError,
+    TemplateError,
     UsageError,
     WorkflowError,
 )
@@ -34,6 +36,7 @@ from ..state.lease import LeaseKeeper
 from ..state.mirror import JOURNAL_DIR, STATE_FILE, read_state
 from ..state.recorder import RunRecorder
 from ..state.store import Store, open_store
+from ..state.stores.json_file import JsonFileStore
 from .control import CANCEL_MARKER
 from .local import execute_plan, finish_run, outputs_of
 
@@ -50,6 +53,20 @@ def _store_for(request: RunRequest, base_dir: Path) -> Store:
 def _environment(workflow: Workflow, request: RunRequest) -> tuple[dict[str, str], Masker]:
     secrets = check_secrets(workflow.secrets, request.environ)
     return dict(request.environ), Masker(secrets.values())
+
+
+def workflow_env(workflow: Workflow, args: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with the workflow's ``env:`` rendered; a value that does not render
+    refuses the run before its workspace or state is touched (exit 2)."""
+    probe = RunContext(workflow, "", Path("."), args, None, environ=dict(environ))
+    try:
+        probe.render_env()
+    except TemplateError as err:
+        raise SpecError(
+            f"env: {err.message}", file=workflow.source,
+            hint="the workflow's env: values are rendered with args before any step runs",
+        ) from None
+    return probe.environ
 
 
 def _fresh_workspace(request: RunRequest, workflow: Workflow) -> tuple[Path, int]:
@@ -95,6 +112,7 @@ def start_run(request: RunRequest) -> RunResult:
         raise UsageError("a workflow file is needed to start a run")
     args = resolve_params(workflow, request.params)
     environ, masker = _environment(workflow, request)
+    environ = workflow_env(workflow, args, environ)
     plan = build_plan(workflow, flow=request.flow, start_from=request.start_from,
                       skip_steps=request.skip_steps)
     try:
@@ -110,7 +128,6 @@ def start_run(request: RunRequest) -> RunResult:
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, args, recorder, run_number=number,
                     environ=environ, masker=masker, timestamp=now_iso(), observer=request.observer)
-    rc.render_env()
     recorder.start(masker.value(_header(rc, plan, request)))
     lease = LeaseKeeper(store, run_id)
     lease.acquire()
@@ -195,6 +212,9 @@ def resume_run(request: RunRequest) -> RunResult:
     file_store = open_store("file://", root=str(request.base_dir or "runs"))
     run_id, workspace = find_resumable(request, file_store)
     store = _store_for(request, workspace.parent)
+    if isinstance(store, JsonFileStore):
+        # The run id alone could find a copy of this workspace under the same root.
+        store.use_workspace(run_id, workspace)
     try:
         doc = store.load(run_id)
     except (RunNotFound, StateFileError):
@@ -211,11 +231,11 @@ def resume_run(request: RunRequest) -> RunResult:
                       from_step=request.from_step, force=request.force,
                       rerun=request.rerun_steps, mark_skipped=request.mark_skipped)
     environ, masker = _environment(workflow, request)
+    environ = workflow_env(workflow, decision.args, environ)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,
                     run_number=doc.get("run_number"), environ=environ, masker=masker,
                     timestamp=now_iso(), observer=request.observer)
-    rc.render_env()
     records = doc["execution_state"]["step_outputs"]
     rc.load_steps({n: r for n, r in records.items() if n in decision.done})
     rc.prior_items = reusable_items(plan, decision, records)

@@ -166,6 +166,19 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, tuple[Any, ...]]:
     return (f"{where}: {first.get('msg')}" if where else str(first.get("msg")), loc)
 
 
+def _params_of(doc: LineDict, file: str) -> dict[str, Any]:
+    """The `params:` mapping of a document (absent or empty: none)."""
+    params = doc.get("params")
+    if not params:  # absent, `params:` alone, or an empty list/mapping
+        return {}
+    if not isinstance(params, dict):
+        raise SpecError(
+            "`params` must be a mapping of parameter names", file=file, line=_line(doc, "params"),
+            hint="e.g. `params: {name: {type: string, default: World}}`",
+        )
+    return dict(params)
+
+
 def _merge_imports(
     doc: LineDict, path: Path, chain: tuple[Path, ...]
 ) -> tuple[dict[str, Any], list[LineDict]]:
@@ -194,7 +207,7 @@ def _merge_imports(
         _check_keys(sub, TOP_LEVEL_KEYS, "top-level", str(target))
         sub_params, sub_steps = _merge_imports(sub, target, (*chain, target))
         params.update(sub_params)
-        params.update(sub.get("params") or {})
+        params.update(_params_of(sub, str(target)))
         steps.extend(sub_steps)
         steps.extend(_step_nodes(sub, str(target)))
     return params, steps
@@ -235,7 +248,7 @@ def build_workflow(doc: LineDict, path: Path) -> Workflow:
 
     top = {k: v for k, v in doc.items() if k != "steps"}
     params = dict(imported_params)
-    params.update(doc.get("params") or {})
+    params.update(_params_of(doc, file))
     top["params"] = {
         k: (v if isinstance(v, dict) else {"default": v}) for k, v in params.items()
     }

@@ -37,10 +37,12 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 def _structured(name: str, value: str, kind: str) -> Any:
     try:
         parsed = json.loads(value)
+    except RecursionError:
+        raise ParamError(f"parameter '{name}' nests too deeply", hint="pass a flatter value") from None
     except ValueError:
         try:
             parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             parsed = None
         if kind == "list" and isinstance(value, str) and not isinstance(parsed, list):
             parsed = [part.strip() for part in value.split(",") if part.strip()]

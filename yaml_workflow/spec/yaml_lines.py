@@ -35,6 +35,13 @@ class LineDict(dict):  # type: ignore[type-arg]
         return self.key_lines.get(key, self.line)
 
 
+# LineDicts reach the output (`run --dry-run --format yaml` shows a step's inputs as
+# written): yaml.safe_dump must write them as the plain mappings they are.
+yaml.SafeDumper.add_representer(LineDict, yaml.SafeDumper.represent_dict)
+if hasattr(yaml, "CSafeDumper"):
+    yaml.CSafeDumper.add_representer(LineDict, yaml.CSafeDumper.represent_dict)
+
+
 class _DuplicateKey(Exception):
     def __init__(self, key: Any, line: int) -> None:
         super().__init__(key)
@@ -100,3 +107,8 @@ def load_yaml(text: str, *, file: str | None = None) -> Any:
         ) from None
     except yaml.YAMLError as err:
         raise SpecError(f"invalid YAML: {err}", file=file) from None
+    except RecursionError:
+        raise SpecError(
+            "the YAML nests too deeply to be read", file=file,
+            hint="flatten the nested lists/mappings (a few dozen levels at most)",
+        ) from None

@@ -258,10 +258,11 @@ def _names(value: Any) -> bool:
 _TOP_FIELDS: dict[str, Any] = {
     "name": _text, "workflow_file": _text, "workspace": _text, "mode": _text,
     "start_time": _iso, "last_updated": _iso, "run_number": _int,
-    "params": _mapping, "variables": _mapping, "flags": _mapping, "env": _mapping,
-    "workflow": _mapping,
-    "fingerprints": lambda v: _mapping(v) and all(_text(x) for x in (v or {}).values()),
-    "history": lambda v: v is None or (isinstance(v, list) and all(isinstance(e, dict) for e in v)),
+    "params": _mapping, "env": _mapping, "workflow": _mapping,
+    # Transitions add to these in place: present means a real container.
+    "variables": lambda v: isinstance(v, dict), "flags": lambda v: isinstance(v, dict),
+    "fingerprints": lambda v: isinstance(v, dict) and all(_text(x) for x in v.values()),
+    "history": lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v),
 }
 
 _RECORD_FIELDS: dict[str, Any] = {

@@ -56,7 +56,9 @@ def locate_run(run: str, *, state_url: str | None = None, roots: list[Path] | No
             if store.exists(run_id):
                 return LocatedRun(run_id, store.load(run_id), store, path.absolute())
             return LocatedRun(run_id, doc, store, path.absolute(), lost_by_store=True)
-        return LocatedRun(run_id, doc, JsonFileStore(root=path.parent), path.absolute())
+        store = JsonFileStore(root=path.parent)
+        store.use_workspace(run_id, path.absolute())  # not a copy of it under the same root
+        return LocatedRun(run_id, doc, store, path.absolute())
     search = workspace_roots(roots)
     if url and not url.startswith("file:"):
         store = open_store(url)
@@ -78,4 +80,6 @@ def locate_run(run: str, *, state_url: str | None = None, roots: list[Path] | No
             f"no run '{run}' in a workspace under {', '.join(str(r) for r in search)}",
             hint="pass the run's workspace path, --base-dir, or set YAML_WORKFLOW_STATE_URL",
         )
-    return LocatedRun(run, read_state(found), JsonFileStore(root=found.parent), found)
+    store = JsonFileStore(root=found.parent)
+    store.use_workspace(run, found)
+    return LocatedRun(run, read_state(found), store, found)

@@ -55,6 +55,8 @@ def _read_snapshot(path: Path) -> dict[str, Any] | None:
         raise StateFileError(str(path), f"cannot be read: {err.strerror}") from None
     try:
         doc = json.loads(raw)
+    except RecursionError:
+        raise StateFileError(str(path), "nests too deeply to be a state file; it is corrupted") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise StateFileError(str(path), f"is not valid JSON ({err}); it may be truncated or corrupted") from None
     _check_document(doc, path)
@@ -84,7 +86,7 @@ def _journal_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
             continue
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             # A line torn by a crash in the middle is followed by nothing of its writer
             # (each process writes its own journal), so skipping it loses nothing recorded.
             continue

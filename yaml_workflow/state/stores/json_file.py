@@ -98,6 +98,10 @@ class JsonFileStore(Store):
         self._workspaces[run_id] = found
         return found
 
+    def use_workspace(self, run_id: str, workspace: Path) -> None:
+        """Pin the run to ``workspace`` (a copy of it elsewhere under the root is not it)."""
+        self._workspaces[run_id] = Path(workspace)
+
     def mirror(self, run_id: str) -> Mirror:
         """The journal writer of a run in this process."""
         with self._lock:
