@@ -164,3 +164,52 @@ def test_a_pickled_message_is_refused(fleet: Fleet, tmp_path: Path) -> None:
     # The same message as JSON runs: the refusal was about the serializer alone.
     fleet.app.send_task("ywf.step", args=[run_id, "a"])
     wait_for(lambda: (tmp_path / "a").exists(), 20, "the JSON message to run")
+
+
+JOIN = """
+name: fanin
+steps:
+  - {name: root, task: noop}
+  - {name: left, task: shell, depends_on: [root], inputs: {command: 'echo left >> "$T/order"'}}
+  - {name: right, task: shell, depends_on: [root], inputs: {command: 'sleep 2.5; echo right >> "$T/order"'}}
+  - {name: join, task: shell, depends_on: [left, right], inputs: {command: 'echo join >> "$T/order"'}}
+"""
+
+
+def test_join_fires_once_after_all_inputs_when_an_input_is_delivered_twice(fleet: Fleet, tmp_path: Path) -> None:
+    proc, doc = _submit(fleet, tmp_path, JOIN, wait=False)
+    assert proc.returncode == 0, proc.stderr
+    run_id = doc["run_id"]
+    wait_for(lambda: "left" in _lines(tmp_path / "order"), 20, "left to finish")
+    # `left` again while `right` still runs: its count must not reach the join twice.
+    for _ in range(2):
+        fleet.app.send_task("ywf.step", args=[run_id, "left"])
+    wait_for(lambda: _state(doc)["status"] == "completed", 30, "the run to complete")
+    assert _lines(tmp_path / "order") == ["left", "right", "join"]
+
+
+def test_cancelled_run_enqueues_nothing_more(fleet: Fleet, tmp_path: Path) -> None:
+    from yaml_workflow.state.document import CANCELLED, status_event
+    from yaml_workflow.state.stores.redis import RedisStore
+
+    text = ("name: c\nsteps:\n  - {name: one, task: shell, inputs: {command: 'touch \"$T/one\"; sleep 1.5'}}\n"
+            "  - {name: two, task: shell, inputs: {command: 'touch \"$T/two\"'}}\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(text)
+    waiter = fleet.cli("submit", str(wf), "--base-dir", str(tmp_path / "runs"), env={"T": str(tmp_path)})
+    run_id = waiter.stdout.split()[0]
+    wait_for(lambda: (tmp_path / "one").exists(), 20, "the first step to start")
+    RedisStore(fleet.server.url, prefix=fleet.server.prefix).record(run_id, status_event(CANCELLED))
+    import subprocess
+    import sys
+
+    follow = subprocess.run([sys.executable, "-c", (
+        "import sys; from yaml_workflow.executors.celery.submit import wait_for_run; "
+        f"r = wait_for_run({run_id!r}, timeout=30); print(r.status)")],
+        env=fleet.env, capture_output=True, text=True, timeout=60)
+    assert follow.stdout.strip() == "cancelled", follow.stderr
+    # `one` finishes; it sees the cancel before it enqueues `two`.
+    store = RedisStore(fleet.server.url, prefix=fleet.server.prefix)
+    wait_for(lambda: store.load(run_id)["execution_state"]["step_outputs"].get("one", {}).get("status")
+             == "completed", 20, "the running step to finish")
+    assert not (tmp_path / "two").exists()

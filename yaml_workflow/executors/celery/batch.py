@@ -79,6 +79,7 @@ def fan_out(app: Any, run: FleetRun, name: str, attempt: int, ns: dict[str, Any]
     pipe.execute()
     if nchunks == 0:  # nothing to fan out: the step ends here, successors and all
         return None, aggregate(app, run, name, attempt, rc=rc)
+    run.recorder.flush(name)  # the step runs on in its chunks: `running` goes to the store now
     for chunk in range(nchunks):
         send_chunk(app, run, name, attempt, chunk)
     return None, [f"{name}#{attempt}#{c}" for c in range(nchunks)]

@@ -79,7 +79,8 @@ def commit(run: FleetRun, step: str, event: dict[str, Any], forced: dict[str, st
 
 def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
     """Enqueue what a commit made ready; steps to skip are recorded here, inline; the run
-    ends when nothing remains.  Returns the steps sent (their markers are set on release)."""
+    ends when nothing remains.  Returns the steps sent (a step's message marks itself
+    sent when it arrives, so a replay after a crash sends only what never arrived)."""
     if committed["status"] != "running":
         return []  # cancelled or failed: nothing more is enqueued
     replay = not committed["new"]

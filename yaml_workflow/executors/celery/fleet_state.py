@@ -47,6 +47,8 @@ if not got then return {st, done, 0, redis.call('PTTL', KEYS[3])} end
 local f = redis.call('HMGET', KEYS[1], 'attempt:' .. step, 'not_before:' .. step,
                      'started:' .. step, 'fanout:' .. step)
 local attempt = f[1] or '1'
+-- The message arrived: a replay of its sender's dispatch need not send it again.
+redis.call('HSET', KEYS[1], 'sent:' .. step, '1')
 if done == '' then redis.call('HSET', KEYS[1], 'started:' .. step, attempt) end
 local ns = {}
 if ARGV[4] == '*' then ns = redis.call('HGETALL', KEYS[4])
@@ -54,11 +56,14 @@ elseif #ARGV > 3 then ns = redis.call('HMGET', KEYS[4], unpack(ARGV, 4)) end
 return {st, done, 1, attempt, f[2] or '', f[3] or '', f[4] or '', ns}
 """
 
-# KEYS: fleet, run hash, ns, events | ARGV: step, ns entry, successors [[s, need]],
-# event, forced skips {s: reason}, '1' to count the step out of `remaining`
-# (a failure that stops the run is not: the run must not look finished to others)
+# KEYS: fleet, run hash, ns, events, claim | ARGV: step, ns entry, successors [[s, need]],
+# event, forced skips {s: reason}, '1' to count the step out of `remaining` (a failure
+# that stops the run is not: the run must not look finished to others), claim token.
+# The claim goes back here: once the step is done a second delivery only replays the
+# dispatch, and a successor sent twice finds itself claimed or done.
 _COMMIT = _STATUS + """
 local step = ARGV[1]
+if ARGV[7] ~= '' and redis.call('GET', KEYS[5]) == ARGV[7] then redis.call('DEL', KEYS[5]) end
 if redis.call('HSETNX', KEYS[1], 'done:' .. step, '1') == 0 then
   return {0, redis.call('HGET', KEYS[1], 'next:' .. step) or '[]',
           tonumber(redis.call('HGET', KEYS[1], 'remaining') or '0'), st}
@@ -129,7 +134,8 @@ class FleetState:
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._chunk = self.r.register_script(_CHUNK_DONE)
-        self._pid = os.getpid()
+        self._held: dict[str, str] = {}  # claims this process holds: key -> token
+        self._held: dict[str, str] = {}  # claims this process holds: key -> token
 
     # --- keys --------------------------------------------------------------------------
 
@@ -209,6 +215,7 @@ class FleetState:
         else:
             info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7], strict=False) if v}
         info["claim_key"] = self.claim_key(run_id, step)
+        self._held[info["claim_key"]] = token
         _RENEWER.add(self, info["claim_key"], token)
         return info
 
@@ -217,10 +224,14 @@ class FleetState:
                forced_skips: dict[str, str] | None = None, *,
                records: list[dict[str, Any]] = (), count: bool = True) -> dict[str, Any]:  # type: ignore[assignment]
         """Mark a step done and count it into its successors' joins, exactly once, in one
-        transaction with ``records`` (the step's final transitions for the store)."""
-        keys = [self.k(run_id, "fleet"), self.k(run_id), self.k(run_id, "ns"), self.k(run_id, "events")]
+        transaction with ``records`` (the step's transitions held for the store); the
+        step's claim, if this process holds it, goes back in the same script."""
+        claim = self.claim_key(run_id, step)
+        token = self._release_local(claim)
+        keys = [self.k(run_id, "fleet"), self.k(run_id), self.k(run_id, "ns"), self.k(run_id, "events"), claim]
         args = [step, json.dumps(ns_entry), json.dumps([list(p) for p in successors]),
-                json.dumps(event) if event else "", json.dumps(forced_skips or {}), "1" if count else "0"]
+                json.dumps(event) if event else "", json.dumps(forced_skips or {}),
+                "1" if count else "0", token or ""]
         if records:
             from ...state.stores.redis_layout import RunKeys, queue_event
 
@@ -228,7 +239,9 @@ class FleetState:
             run_keys = RunKeys(self.prefix, run_id)
             for record in records:
                 queue_event(pipe, run_keys, self.prefix, record)
-            self._commit(keys=keys, args=args, client=pipe)
+            # By body, not SHA: redis-py would ask SCRIPT EXISTS first (one more round trip),
+            # and a flushed script cache cannot fail half a transaction.
+            pipe.eval(_COMMIT, len(keys), *keys, *args)
             new, nxt, remaining, status = pipe.execute()[-1]
         else:
             new, nxt, remaining, status = self._commit(keys=keys, args=args)
@@ -242,14 +255,16 @@ class FleetState:
         values = self.r.hmget(self.k(run_id, "fleet"), [f"sent:{n}" for n in names])
         return [bool(v) for v in values]
 
-    def release(self, run_id: str, claim_key: str, token: str, sent: list[str] = ()) -> None:  # type: ignore[assignment]
-        """Give a claim back and set dispatch markers (one round trip)."""
+    def _release_local(self, claim_key: str) -> str | None:
+        """Stop renewing a claim; its token if this process held it."""
         _RENEWER.remove(claim_key)
-        pipe = self.r.pipeline(transaction=False)
-        if sent:
-            pipe.hset(self.k(run_id, "fleet"), mapping={f"sent:{n}": "1" for n in sent})
-        self._release(keys=[claim_key], args=[token], client=pipe)
-        pipe.execute()
+        return self._held.pop(claim_key, None)
+
+    def release(self, claim_key: str) -> None:
+        """Give a claim back, if this process still holds it (one round trip)."""
+        token = self._release_local(claim_key)
+        if token is not None:
+            self._release(keys=[claim_key], args=[token])
 
     def renew(self, claim_key: str, token: str) -> bool:
         """Extend a claim we hold."""
@@ -257,7 +272,7 @@ class FleetState:
 
     def break_claim(self, claim_key: str) -> None:
         """Drop a claim whose holder is known dead (hard time limit killed it)."""
-        _RENEWER.remove(claim_key)
+        self._release_local(claim_key)
         self.r.delete(claim_key)
 
     # --- batch -------------------------------------------------------------------------

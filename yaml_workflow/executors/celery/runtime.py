@@ -24,7 +24,7 @@ from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import RunNotFound
 from ...spec.models import Step, Workflow
-from ...state.document import COMPLETED, FAILED, SKIPPED, now_iso, status_event
+from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
 from ...state.recorder import RunRecorder
 from ...state.store import Store, open_store
 from . import config
@@ -32,6 +32,7 @@ from .fleet_state import FleetState
 
 _CACHE_SIZE = 32
 DONE = (COMPLETED, SKIPPED, FAILED)
+RUNNING_DELAY = float(os.environ.get("YAML_WORKFLOW_RUNNING_DELAY", "0.2"))
 _REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _ANY_REF = re.compile(r"\bsteps\b")
 
@@ -87,28 +88,43 @@ def printer_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class FleetRecorder:
-    """The run's recorder on a worker: names the worker as the step's host, keeps the
-    last transition of each step, and holds a step's final transition for the store
-    until the commit, which writes it in the same transaction as the done marker (the
-    journal line is written at once, before any successor is enqueued)."""
+    """The run's recorder on a worker.
+
+    It names the worker as the step's host and keeps each step's last transition.  A
+    step's ``running`` and final transitions are written to the journal at once but held
+    for the store: the commit writes them in the same transaction as the done marker,
+    which saves two round trips per step; a step still running after
+    ``RUNNING_DELAY`` seconds has its ``running`` record flushed by a thread, so
+    ``status`` shows it.  Any other transition of the run flushes what is held first,
+    so the store sees transitions in their order.
+    """
 
     def __init__(self, inner: RunRecorder, host: str) -> None:
         self.inner = inner
         self.host = host
         self.last: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.lock = threading.RLock()
 
     def record(self, event: dict[str, Any]) -> None:
         """Record one transition (store + this process's journal)."""
         if event.get("t") == "step":
             if "host" in event:
                 event = {**event, "host": self.host, "worker": self.host}
-            self.last[event["step"]] = event
-            if event.get("status") in DONE:
+            name, status = event["step"], event.get("status")
+            self.last[name] = event
+            if status in DONE or status == RUNNING:
                 self.journal(event)
-                self.pending.setdefault(event["step"], []).append(event)
+                with self.lock:
+                    self.pending.setdefault(name, []).append(event)
+                if status == RUNNING:
+                    _DEFERRED.watch(self, name)
                 return
-        self.inner.record(event)
+        with self.lock:
+            scope = event.get("step")  # progress, items: that step; run events: every step
+            for step in [scope] if scope else list(self.pending):
+                self.flush(step)
+            self.inner.record(event)
 
     def journal(self, event: dict[str, Any]) -> None:
         """Write a transition to this process's journal only."""
@@ -116,20 +132,54 @@ class FleetRecorder:
             self.inner._to_mirror(self.inner.mirror.append, event)
 
     def take(self, step: str) -> list[dict[str, Any]]:
-        """The held final transitions of a step (for its commit)."""
-        return self.pending.pop(step, [])
+        """The held transitions of a step (for its commit); a flush in flight finishes first."""
+        with self.lock:
+            return self.pending.pop(step, [])
 
     def flush(self, step: str) -> None:
         """Send a step's held transitions to the store now."""
-        events = self.take(step)
-        if events:
-            self.inner.store.record_many(self.inner.run_id, events)
+        with self.lock:
+            events = self.pending.pop(step, [])
+            if events:
+                self.inner.store.record_many(self.inner.run_id, events)
 
     def close(self) -> None:
         """Flush and compact the mirror."""
         for step in list(self.pending):
             self.flush(step)
         self.inner.close()
+
+
+class _Deferred:
+    """One thread per process that flushes `running` records of steps still running."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, FleetRecorder, str]] = []
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def watch(self, recorder: FleetRecorder, step: str) -> None:
+        with self._lock:
+            self._due.append((time.monotonic() + RUNNING_DELAY, recorder, step))
+            if self._pid != os.getpid():  # first use in this (forked) process
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="ywf-running", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(RUNNING_DELAY / 4)
+            now = time.monotonic()
+            with self._lock:
+                due = [d for d in self._due if d[0] <= now]
+                self._due = [d for d in self._due if d[0] > now]
+            for _, recorder, step in due:
+                try:
+                    recorder.flush(step)
+                except Exception:  # noqa: BLE001 - the commit writes it anyway
+                    pass
+
+
+_DEFERRED = _Deferred()
 
 
 def _extend_sys_path(pythonpath: str | None) -> None:
@@ -160,8 +210,10 @@ def run_environment(environ: dict[str, str]) -> Iterator[None]:
         yield
         return
     saved = dict(os.environ)
+    # Only what differs (putenv is not free), and never this worker's own settings.
+    delta = {k: v for k, v in environ.items() if saved.get(k) != v and not k.startswith("YAML_WORKFLOW_")}
     try:
-        os.environ.update(environ)
+        os.environ.update(delta)
         yield
     finally:
         for key in [k for k in os.environ if k not in saved]:
@@ -174,9 +226,10 @@ def run_environment(environ: dict[str, str]) -> Iterator[None]:
 class FleetRun:
     """One run's compiled spec and this process's recorder of it."""
 
-    def __init__(self, run_id: str, spec: dict[str, Any], fs: FleetState, store: Store) -> None:
+    def __init__(self, run_id: str, spec: dict[str, Any], fs: FleetState, store: Store, *,
+                 workflow: Workflow | None = None, recorder: RunRecorder | None = None) -> None:
         self.run_id, self.spec, self.fs, self.store = run_id, spec, fs, store
-        self.workflow = Workflow.model_validate(spec["workflow"])
+        self.workflow = workflow or Workflow.model_validate(spec["workflow"])
         self._steps = {s.name: s for s in self.workflow.steps}
         self.plan = Plan.from_dict(spec["plan"])
         self.deps: dict[str, list[str]] = spec["deps"]
@@ -198,7 +251,7 @@ class FleetRun:
         self.masker = Masker(secrets.values())
         _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
         self.host = worker_name()
-        self.recorder = FleetRecorder(RunRecorder(store, run_id, self.workspace), self.host)
+        self.recorder = FleetRecorder(recorder or RunRecorder(store, run_id, self.workspace), self.host)
         self.lock = threading.Lock()
 
     def step(self, name: str) -> Step:

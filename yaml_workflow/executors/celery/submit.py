@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+import redis
+from kombu.exceptions import OperationalError
 
 from ...engine.plan import build_plan
 from ...engine.request import RunRequest, RunResult
@@ -23,12 +27,16 @@ from ...engine.workspace import create_workspace, prepare, run_number_of
 from ...exceptions import BrokerUnavailable, StoreUnavailable, UsageError, WaitTimeout
 from ...spec.params import resolve_params
 from ...state.document import FINISHED, RUNNING, SKIPPED, history_event, now_iso
+from ...state.mirror import STATE_FILE
 from ...state.recorder import RunRecorder
+from ...state.store import open_store
 from . import config
 from .dispatch import compile_plan
 
-# Names whose values only make sense in the submitting process.
+# Names whose values only make sense in the submitting process; the fleet's own
+# settings (YAML_WORKFLOW_*, CELERY_*) are each worker's, never the submitter's.
 _LOCAL_ONLY = ("PWD", "OLDPWD", "SHLVL", "_")
+_FLEET_SETTINGS = ("YAML_WORKFLOW_", "CELERY_")
 NO_WORKER_AFTER = 10.0
 
 
@@ -37,8 +45,6 @@ def _check_reachable(url: str, what: str, error: type[Exception]) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss"):
         return
-    import redis
-
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         client.ping()
@@ -55,7 +61,8 @@ def exported_env(environ: dict[str, str], secrets: list[str], values: list[str])
     """The submitter's environment as the run's `env`, without anything secret."""
     out = {}
     for name, value in environ.items():
-        if name in secrets or looks_secret(name) or name in _LOCAL_ONLY:
+        if (name in secrets or looks_secret(name, value) or name in _LOCAL_ONLY
+                or name.startswith(_FLEET_SETTINGS)):
             continue
         if any(v and len(v) >= 3 and v in value for v in values):
             continue  # a copy of a secret under another name stays out of Redis too
@@ -82,6 +89,10 @@ def _check_limits(workflow: Any, plan: Any, fs: Any) -> None:
 def _workspace(request: RunRequest, name: str) -> tuple[Path, int]:
     if request.workspace is not None:
         path = request.workspace.absolute()
+        # A new run in a used workspace starts a new state: the old journals must not be
+        # merged into it (as `run` does).
+        (path / STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(path / ".ywf", ignore_errors=True)
         prepare(path)
         return path, run_number_of(path) or 1
     root = os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"
@@ -111,7 +122,6 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     fs = FleetState(state)
     _check_limits(workflow, plan, fs)
 
-    from ...state.store import open_store
     from ..local_run import new_run_id
 
     masker = Masker(secrets.values())
@@ -133,14 +143,18 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     recorder = RunRecorder(store, run_id, workspace)
     recorder.start(masker.value(header))
     recorder.record(history_event("submit"))
-    recorder.close()
     fs.create(run_id, spec, len(plan.order))
-    run = FleetRun(run_id, spec, fs, store)
+    run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
     from .dispatch import advance
 
     roots = [(name, "") for name in compiled["roots"]]
-    advance(app or _app(), run, {"status": "running", "new": True, "ready": roots,
-                                "remaining": len(plan.order)})
+    try:
+        advance(app or _app(), run, {"status": "running", "new": True, "ready": roots,
+                                    "remaining": len(plan.order)})
+    except (OSError, redis.RedisError, OperationalError) as err:  # the broker went away just now
+        raise BrokerUnavailable(f"cannot enqueue run {run_id} on {broker}: {err}",
+                                hint="the run is created; start it again with `yaml-workflow submit` "
+                                     "once the broker is back") from None
     run.recorder.close()
     request.workspace = workspace
     return run_id
@@ -162,9 +176,19 @@ def _no_worker(app: Any, queue: str | None) -> bool:
 def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = None,
                  app: Any = None, state_url: str | None = None) -> RunResult:
     """Follow a run from Redis until it ends: its step events, then its final document."""
-    from .fleet_state import FleetState, _s
+    from .fleet_state import FleetState
 
     fs = FleetState(state_url or config.state_url())
+    try:
+        return _follow(fs, run_id, timeout, observer, app)
+    except (OSError, redis.RedisError) as err:
+        raise StoreUnavailable(f"lost the state store while following run {run_id}: {err}",
+                               hint=f"the run goes on; follow it with `yaml-workflow status {run_id}`") from None
+
+
+def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any) -> RunResult:
+    from .fleet_state import _s
+
     stream = fs.k(run_id, "events")
     last_id, started = "0-0", time.monotonic()
     quiet_since, warned, next_status = started, False, 0.0
@@ -202,9 +226,9 @@ def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = N
 
 def result_of(run_id: str, fs: Any) -> RunResult:
     """The run's outcome from its document in the store."""
-    from ...state.store import open_store
+    from .runtime import state_store
 
-    doc = open_store(fs.url).load(run_id)
+    doc = (state_store() if fs.url == config.state_url() else open_store(fs.url)).load(run_id)
     state = doc.get("execution_state", {})
     failed = state.get("failed_step") or {}
     outputs = {name: rec.get("result") for name, rec in state.get("step_outputs", {}).items()

@@ -92,17 +92,15 @@ def step_body(task: Task, run_id: str, name: str) -> str:
         return f"run {info['status']}"
     if not info["claimed"]:
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
-    markers: list[str] = []
     run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
     try:
         attempt = info["attempt"]
         if info["done"]:  # recorded by an earlier delivery: finish its dispatch only
-            markers = advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None))
+            advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None))
             return "already done"
         wait = info["not_before"] - time.time()
         if wait > EARLY:
-            run.fs.release(run_id, info["claim_key"], token)
-            info["claim_key"] = None
+            run.fs.release(info["claim_key"])
             raise task.retry(countdown=min(wait, config.retry_countdown_cap()), max_retries=None)
         again = info["started"] == str(attempt)
         outcome = _recover(run, name, attempt) if again else None
@@ -110,7 +108,7 @@ def step_body(task: Task, run_id: str, name: str) -> str:
             outcome = _secret_failure(run, name, attempt)
         if outcome is None and run.step(name).task == "batch":
             with run_environment(run.environ):
-                outcome, markers = batch.fan_out(task.app, run, name, attempt, info["ns"],
+                outcome, _ = batch.fan_out(task.app, run, name, attempt, info["ns"],
                                                  again and info["fanout"] == str(attempt))
             if outcome is None:
                 return "fanned out"
@@ -120,14 +118,12 @@ def step_body(task: Task, run_id: str, name: str) -> str:
                 outcome = run_step(rc, run.step(name), attempt)
         if outcome.status == RETRYING:
             countdown = schedule_retry(run, name, attempt, outcome)
-            run.fs.release(run_id, info["claim_key"], token)
-            info["claim_key"] = None
+            run.fs.release(info["claim_key"])
             raise task.retry(countdown=countdown, max_retries=None)
-        markers = after_outcome(task.app, run, name, attempt, outcome)
+        after_outcome(task.app, run, name, attempt, outcome)  # its commit gives the claim back
         return outcome.status
     finally:
-        if info.get("claim_key"):
-            run.fs.release(run_id, info["claim_key"], token, markers)
+        run.fs.release(info["claim_key"])  # when a path above did not
 
 
 def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
@@ -144,13 +140,12 @@ def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> 
         return f"run {info['status']}"
     if not info["claimed"]:
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
-    markers: list[str] = []
     try:
         with run_environment(run.environ):
-            markers = batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
+            batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
         return "chunk done"
     finally:
-        run.fs.release(run_id, info["claim_key"], token, markers)
+        run.fs.release(info["claim_key"])
 
 
 def hard_timeout(app: Any, args: list[Any]) -> None:
