@@ -25,6 +25,21 @@ def _no_observer(kind: str, info: dict[str, Any]) -> None:
     return None
 
 
+def _worth_logging(event: dict[str, Any]) -> bool:
+    """Failures, retries and what subprocesses printed go to logs/<step>.log.
+
+    A quiet success has nothing to say that the state does not hold, and creating a file
+    per step would be most of the per-step cost of a fast workflow.
+    """
+    status = event.get("status")
+    if status in ("failed", "retrying"):
+        return True
+    result = event.get("result")
+    return status == "completed" and isinstance(result, dict) and bool(
+        result.get("stdout") or result.get("stderr")
+    )
+
+
 @dataclass
 class RunContext:
     """A run in progress: its identity, its namespaces and the recorder of its transitions."""
@@ -108,7 +123,7 @@ class RunContext:
         if self.masker:
             event = self.masker.value(event)
         self.recorder.record(event)
-        if event.get("t") == "step" and event.get("status") in ("completed", "failed", "retrying"):
+        if event.get("t") == "step" and _worth_logging(event):
             append_step_log(self.workspace, event)
         self.observer(event.get("t", ""), event)
 
