@@ -25,7 +25,11 @@ def make_observer(*, quiet: bool, fmt: str) -> Any:
 class LiveDisplay:
     """An executor observer drawing rich progress bars on stderr."""
 
-    def __init__(self) -> None:
+    # Draws every progress report (the engine skips the per-item call for observers
+    # without this flag: a plain printer has nothing to do with them).
+    wants_progress = True
+
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -37,7 +41,7 @@ class LiveDisplay:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -47,6 +51,7 @@ class LiveDisplay:
         self.batch_tasks: dict[str, Any] = {}
         self.errors = 0
         self.retries = 0
+        self.finished: set[str] = set()  # a late progress report must not bring a bar back
         self._lock = threading.Lock()
         self._started = False
 
@@ -75,6 +80,7 @@ class LiveDisplay:
         if status == "failed":
             self.errors += 1
         if status in ("completed", "skipped", "failed"):
+            self.finished.add(name)
             self.progress.advance(self.run_task)
             task = self.batch_tasks.pop(name, None)
             if task is not None:
@@ -86,13 +92,16 @@ class LiveDisplay:
 
     def _on_progress(self, event: dict[str, Any]) -> None:
         name = str(event["step"])
+        if name in self.finished:
+            return
         info = event.get("progress") or {}
         task = self.batch_tasks.get(name)
         if task is None:
             task = self.progress.add_task(f"  {name}", total=info.get("total"))
             self.batch_tasks[name] = task
-        failed = info.get("failed")
-        description = f"  {name}" + (f"  failed {failed}" if failed else "")
+        failed, retries = info.get("failed"), info.get("retries")
+        description = (f"  {name}" + (f"  failed {failed}" if failed else "")
+                       + (f"  retries {retries}" if retries else ""))
         self.progress.update(task, completed=info.get("done") or 0, total=info.get("total"),
                              description=description)
 

@@ -156,6 +156,7 @@ def batch(inputs: BatchInputs, ctx: TaskContext) -> dict[str, Any]:
     ok = [False] * total
     failed: list[dict[str, Any]] = []
     done = 0
+    retries = 0  # item attempts beyond the first, for progress reports
     stop = False
     keys = [item_key(item) for item in items]
     # Resume: items that succeeded in an earlier run of this step keep their results.
@@ -202,8 +203,9 @@ def batch(inputs: BatchInputs, ctx: TaskContext) -> dict[str, Any]:
                     finished[str(i)] = {"status": "failed", "error": _describe(err),
                                         "attempts": tries[i][0], "key": keys[i]}
                 done += 1
+                retries += max(0, tries[i][0] - 1)
                 # Progress is reported from this thread only, never from the pool.
-                ctx.progress(done, total, f"{done}/{total} items")
+                ctx.progress(done, total, f"{done}/{total} items", failed=len(failed), retries=retries)
             # One durable record per chunk: a kill loses at most the chunk in flight.
             ctx.record_items(finished)
             # Once the step is bound to fail, later chunks would only waste work.
