@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EXIT_FAILED, EXIT_OK, UsageError, WaitTimeout
-from .output import StepPrinter, dump, print_result
+from .live import make_observer
+from .output import dump, print_result
 from .run_cmd import add_run_flags, check_resume_flags, collect_params
 
 
@@ -41,7 +42,8 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     """Submit (and maybe follow) a run; 0 completed, 1 failed, 2 refused, 3 unreachable, 4 timeout."""
     from ..engine.load import load_workflow
     from ..engine.request import RunRequest
-    from ..executors.celery.submit import submit_run, wait_for_run
+    from ..executors.celery.follow import follow_run
+    from ..executors.celery.submit import submit_run
 
     params = collect_params(args, extra)
     check_resume_flags(args, False)
@@ -64,8 +66,10 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
             sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name,
                                    "workspace": str(request.workspace)}, args.format))
         return EXIT_OK
+    # The same display as `run`: rich bars on a terminal, else one line per event.
+    observer = make_observer(quiet=args.quiet, fmt=args.format)
     try:
-        result = wait_for_run(run_id, timeout=args.timeout, observer=StepPrinter(quiet=args.quiet))
+        result = follow_run(run_id, timeout=args.timeout, observer=observer)
     except WaitTimeout:
         if not as_text:
             sys.stdout.write(dump({"run_id": run_id, "status": "running", "workflow": workflow.name,
@@ -74,6 +78,10 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"error: gave up waiting after {args.timeout:g}s; run {run_id} goes on "
               f"(follow it with `yaml-workflow status {run_id}`)", file=sys.stderr)
         return WaitTimeout.exit_code
+    finally:
+        stop = getattr(observer, "stop", None)
+        if stop is not None:
+            stop()
     print_result(result, args.format, args.output)
     sys.stdout.flush()
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -32,6 +32,7 @@ from ...state.document import COMPLETED, RETRYING, RUNNING, step_event
 from ...tasks import get_task
 from ...tasks.builtin.batch import BatchInputs, _check_reserved, _run_item, _sub_inputs, item_key
 from .dispatch import after_outcome, schedule_retry, send_chunk, send_step
+from .progress import BatchProgress
 from .runtime import FleetRun
 
 
@@ -86,7 +87,7 @@ def fan_out(app: Any, run: FleetRun, name: str, attempt: int, ns: dict[str, Any]
 
 
 def _item_outcomes(ctx: Any, inputs: BatchInputs, raw: dict[str, Any], indexes: range,
-                   run: FleetRun) -> dict[int, Any]:
+                   run: FleetRun, progress: BatchProgress | None = None) -> dict[int, Any]:
     """Run the items of one chunk side by side; item records as the local batch keeps them."""
     out: dict[int, Any] = {}
 
@@ -100,6 +101,8 @@ def _item_outcomes(ctx: Any, inputs: BatchInputs, raw: dict[str, Any], indexes: 
         except Exception as err:  # noqa: BLE001 - a failed item is listed, not raised
             out[i] = {"status": "failed", "error": run.masker.text(str(err) or type(err).__name__),
                       "error_type": type(err).__name__, "attempts": tries[0], "key": key}
+        if progress is not None:
+            progress.item(out[i]["status"] == "completed", tries[0])
 
     with ThreadPoolExecutor(max_workers=inputs.max_workers, thread_name_prefix=f"batch-{ctx.step}") as pool:
         list(pool.map(one, indexes))
@@ -122,15 +125,15 @@ def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
         step = run.step(name)
         rc = run.context(ns)
         ctx = make_task_context(rc, step, attempt, rc.namespaces(step, attempt))
-        items = _item_outcomes(ctx, inputs, _sub_inputs(inputs, get_task(inputs.task.task)), indexes, run)
+        # Items done/failed across all chunks, recorded at most once per progress_interval.
+        progress = BatchProgress(run, rc, step, key, total, plan["nchunks"]) if step.progress_update else None
+        items = _item_outcomes(ctx, inputs, _sub_inputs(inputs, get_task(inputs.task.task)), indexes,
+                               run, progress)
         # The same per-chunk item records as the local batch (resume reuses them).
         ctx.record_items({str(i): {k: v for k, v in rec.items() if k != "error_type"}
                           for i, rec in items.items()})
-        if step.progress_update:
-            done = len(indexes)
-            rc.record({"t": "progress", "step": name, "at": time.time(),
-                       "progress": {"done": done, "total": total, "chunk": chunk,
-                                    "message": f"chunk {chunk + 1}/{plan['nchunks']}"}})
+        if progress is not None:
+            progress.finish()
     return count_chunk(app, run, name, attempt, chunk, items, plan, inputs)
 
 

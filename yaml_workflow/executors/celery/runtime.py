@@ -29,6 +29,7 @@ from ...state.recorder import RunRecorder
 from ...state.store import Store, open_store
 from . import config
 from .fleet_state import FleetState
+from .progress import current_task_progress
 
 _CACHE_SIZE = 32
 DONE = (COMPLETED, SKIPPED, FAILED)
@@ -264,6 +265,8 @@ class FleetRun:
                         self.recorder, run_number=self.spec.get("run_number"),
                         environ=dict(self.environ), masker=self.masker,
                         timestamp=self.spec.get("timestamp", ""))
+        # Recorded progress goes on to `submit --wait` and Flower (as a task event).
+        rc.observer = current_task_progress(self)
         rc.render_env()
         rc.load_steps(ns)
         return rc

@@ -207,8 +207,8 @@ def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any
                 quiet_since = time.monotonic()
                 if event.get("t") == "end":
                     ended = event["status"]
-                elif observer is not None:
-                    observer("step", event)
+                elif observer is not None:  # "step" transitions and "progress" reports
+                    observer(event.get("t") or "step", event)
         if ended is None and time.monotonic() >= next_status:
             next_status = time.monotonic() + 1.0
             status = fs.status(run_id)
