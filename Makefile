@@ -75,3 +75,14 @@ fleet-test: $(STAMP)
 
 clean:
 	rm -rf runs build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: flower-screenshot terminal-screenshot
+
+# docs/images/flower-tasks.png: a private Redis, two workers and Flower, two example runs,
+# and headless Chromium (apt-get installs it when missing). Not run by CI.
+flower-screenshot: $(STAMP)
+	$(PY) scripts/flower-screenshot docs/images/flower-tasks.png
+
+# docs/images/terminal-progress.png: the live display of `run` (rich), frozen mid-batch.
+terminal-screenshot: $(STAMP)
+	$(PY) scripts/terminal-screenshot docs/images/terminal-progress.png

@@ -29,8 +29,8 @@ class Fleet:
     """A redis-server plus worker processes, with the environment that points at them."""
 
     def __init__(self, workers: int = 2, *, pool: str = "prefork", concurrency: int = 2,
-                 env: dict[str, str] | None = None) -> None:
-        self.server = RedisServer().start()
+                 env: dict[str, str] | None = None, appendonly: bool = False) -> None:
+        self.server = RedisServer(appendonly=appendonly).start()
         self.dir = Path(tempfile.mkdtemp(prefix="ywf-fleet-"))
         self.count, self.pool, self.concurrency = workers, pool, concurrency
         self.extra = dict(env or {})

@@ -17,8 +17,11 @@ from .run_cmd import add_run_flags, check_resume_flags, collect_params
 def add_parser(sub: Any) -> None:
     """Register `submit` and `worker`."""
     parser = sub.add_parser("submit", help="run a workflow on the Celery fleet", allow_abbrev=False)
-    parser.add_argument("workflow", type=Path, help="the workflow YAML file")
+    parser.add_argument("workflow", type=Path, nargs="?",
+                        help="the workflow YAML file (with --resume: optional, to compare against)")
     add_run_flags(parser)
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="continue a failed, cancelled or stalled run on the fleet")
     parser.add_argument("--wait", action="store_true", help="follow the run and exit with its outcome")
     parser.add_argument("--timeout", type=float, metavar="S", help="with --wait: stop waiting after S seconds (exit 4)")
     parser.add_argument("--queue", metavar="Q", help="the Celery queue of the run's steps (a step's `queue` wins)")
@@ -46,9 +49,13 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     from ..executors.celery.submit import submit_run
 
     params = collect_params(args, extra)
-    check_resume_flags(args, False)
+    check_resume_flags(args, bool(args.resume))
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout needs --wait")
+    if args.resume:
+        return _resume(args, params)
+    if args.workflow is None:
+        raise UsageError("submit needs a workflow file", hint="yaml-workflow submit WORKFLOW.yaml [k=v ...]")
     workflow = load_workflow(args.workflow)
     skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
     request = RunRequest(
@@ -87,6 +94,46 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _resume(args: argparse.Namespace, params: dict[str, str]) -> int:
+    """`submit --resume RUN_ID`: the run holds its workflow; a file given is compared."""
+    from ..engine.load import load_workflow
+    from ..executors.celery.submit import resume_fleet_run
+
+    for flag in ("flow", "skip_steps", "queue"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} is the run's own on --resume",
+                             hint="a resumed run keeps its flow, skips, workspace and queue")
+    if args.workflow is not None and "=" in args.workflow.name and not args.workflow.exists():
+        # No file with --resume: the first k=v landed in the file's place.
+        params = {**collect_params(argparse.Namespace(params=[str(args.workflow)]), []), **params}
+        args.workflow = None
+    where = args.workspace or args.base_dir
+    observer = make_observer(quiet=args.quiet, fmt=args.format) if args.wait else None
+    try:
+        result = resume_fleet_run(
+            args.resume, from_step=args.from_step, force=args.force,
+            override_params=params if args.override_params else None,
+            params=None if args.override_params else params,
+            workflow=load_workflow(args.workflow) if args.workflow is not None else None,
+            # --workspace names the run's workspace; --base-dir a folder to look for it in.
+            workspace=where.absolute() if where else None,
+            wait=args.wait, timeout=args.timeout, observer=observer,
+        )
+    finally:
+        stop = getattr(observer, "stop", None)
+        if stop is not None:
+            stop()
+    if args.format == "text":
+        print(args.resume, flush=True)
+    if result is None:
+        if args.format != "text":
+            sys.stdout.write(dump({"run_id": args.resume, "status": "submitted"}, args.format))
+        return EXIT_OK
+    print_result(result, args.format, args.output)
+    sys.stdout.flush()
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def worker_argv(args: argparse.Namespace) -> list[str]:
     """The `celery worker` command line equivalent to these flags (events on: -E)."""
     argv = ["worker", "-E", f"--loglevel={args.loglevel}", f"--pool={args.pool}"]
@@ -104,6 +151,11 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def handle_worker(args: argparse.Namespace) -> int:
     """Run a worker in this process until it is stopped."""
+    if float(os.environ.get("YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT") or 0) > 0:
+        # SIGTERM (docker stop, Kubernetes) then starts Celery's soft shutdown: running
+        # steps get that many seconds, then go back to the queue for another worker.
+        # billiard reads this when it is first imported, below.
+        os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     try:
         from workers.app import app
     except ImportError as err:

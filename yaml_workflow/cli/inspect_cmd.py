@@ -138,6 +138,12 @@ def print_status(info: dict[str, Any]) -> None:
 
 def handle_status(args: argparse.Namespace) -> int:
     """Print a run's state; exit 0 when found (2 when not, via RunNotFound)."""
+    if args.watch and args.format == "text" and sys.stdout.isatty():
+        from .watch import watch
+
+        # On a terminal: live bars; elsewhere the text below is printed again each second.
+        watch(lambda: status_document(_locate(args)), interval=WATCH_INTERVAL)
+        return EXIT_OK
     while True:
         info = status_document(_locate(args))
         if args.format == "text":

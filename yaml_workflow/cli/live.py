@@ -35,18 +35,30 @@ class LiveDisplay:
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
+        from rich.text import Text
+
+        display = self
+
+        class EtaColumn(ProgressColumn):
+            """The run's ETA from step durations (as `status` computes it); a bar's own
+            ETA from its rate."""
+
+            def render(self, task: Any) -> Text:
+                eta = display.run_eta() if task.id == display.run_task else task.time_remaining
+                return Text(f"ETA {_clock(eta)}", style="progress.remaining")
 
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TaskProgressColumn(), TimeElapsedColumn(), EtaColumn(),
             console=self.console, transient=False,
         )
+        self.durations: list[float] = []
         self.run_task = self.progress.add_task("run", total=None)
         self.batch_tasks: dict[str, Any] = {}
         self.errors = 0
@@ -54,6 +66,23 @@ class LiveDisplay:
         self.finished: set[str] = set()  # a late progress report must not bring a bar back
         self._lock = threading.Lock()
         self._started = False
+
+    def run_eta(self) -> float | None:
+        """Seconds left: the running bars' own estimate plus the mean step time for each
+        step not started yet (None before anything can be said)."""
+        tasks = {t.id: t for t in self.progress.tasks}
+        run = tasks[self.run_task]
+        if run.total is None:
+            return None
+        remaining = run.total - run.completed
+        if remaining <= 0:
+            return 0.0
+        bars = [tasks[t].time_remaining for t in self.batch_tasks.values() if t in tasks]
+        known = [b for b in bars if b is not None]
+        if not self.durations:
+            return max(known) if known else None
+        mean = sum(self.durations) / len(self.durations)
+        return (max(known) if known else 0.0) + mean * max(0, remaining - len(bars))
 
     def _describe(self) -> str:
         return f"run  errors {self.errors}  retries {self.retries}"
@@ -81,6 +110,8 @@ class LiveDisplay:
             self.errors += 1
         if status in ("completed", "skipped", "failed"):
             self.finished.add(name)
+            if isinstance(event.get("duration"), (int, float)):
+                self.durations.append(float(event["duration"]))
             self.progress.advance(self.run_task)
             task = self.batch_tasks.pop(name, None)
             if task is not None:
@@ -116,3 +147,10 @@ class LiveDisplay:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -42,6 +42,21 @@ def format_step(event: dict[str, Any]) -> str | None:
     return None
 
 
+def format_progress(event: dict[str, Any]) -> str:
+    """One line for a recorded progress report (at most one per progress_interval)."""
+    info = event.get("progress") or {}
+    done, total = info.get("done"), info.get("total")
+    line = f"  ..    {event.get('step')} {done}/{total}" if total is not None else f"  ..    {event.get('step')} {done}"
+    if info.get("percent") is not None:
+        line += f" ({info['percent']}%)"
+    for key in ("failed", "retries"):
+        if info.get(key):
+            line += f" {key} {info[key]}"
+    if info.get("message"):
+        line += f"  {short(info['message'], 80)}"
+    return line
+
+
 class StepPrinter:
     """An executor observer that prints one line per step transition."""
 
@@ -50,7 +65,12 @@ class StepPrinter:
         self.quiet = quiet
 
     def __call__(self, kind: str, event: dict[str, Any]) -> None:
-        if self.quiet or kind != "step":
+        if self.quiet:
+            return
+        if kind == "progress" and "t" in event:  # recorded reports only, not every item
+            print(format_progress(event), file=self.stream, flush=True)
+            return
+        if kind != "step":
             return
         line = format_step(event)
         if line:

@@ -137,6 +137,7 @@ def handle_clean(args: argparse.Namespace) -> int:
                 remove_workspace(entry, force=True)
                 if store is not None and entry.run_id:
                     store.delete_run(entry.run_id)
+                    _delete_fleet_keys(store.url, entry.run_id)
             except (WorkflowError, OSError) as err:
                 failures += 1
                 text = err.one_line() if isinstance(err, WorkflowError) else str(err)
@@ -161,6 +162,15 @@ def _records_store() -> Any:
     if not url or url.startswith(("file:", "memory:")):
         return None
     return open_store(url)
+
+
+def _delete_fleet_keys(url: str, run_id: str) -> None:
+    """The fleet's keys of a run (spec, counters, events, fan-outs) go with its records."""
+    try:
+        from ..executors.celery.fleet_state import FleetState
+    except ImportError:  # the fleet extra is not installed: there are none
+        return
+    FleetState(url).delete_run(run_id)
 
 
 def _resolve(

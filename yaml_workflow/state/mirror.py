@@ -198,7 +198,8 @@ class Mirror:
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._dirty = False
-        self._last_compact = 0.0
+        # Counted from creation: the header is compacted on purpose, the rest within a second.
+        self._last_compact = time.monotonic()
         # The snapshot as we last wrote it, so compaction need not re-read it when no
         # other process has written it since (the local case).
         self._doc: dict[str, Any] | None = None

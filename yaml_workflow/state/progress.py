@@ -19,6 +19,18 @@ def _seconds(iso: str | None) -> float | None:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def _step_left(record: dict[str, Any], now: float) -> float | None:
+    """Seconds a running step still needs at its rate so far (None without progress)."""
+    info = record.get("progress")
+    started = record.get("started_at")
+    if not isinstance(info, dict) or not isinstance(started, (int, float)):
+        return None
+    done, total = info.get("done"), info.get("total")
+    if not isinstance(done, (int, float)) or not isinstance(total, (int, float)) or done <= 0:
+        return None
+    return max(0.0, (now - started) * (total - done) / done)
+
+
 def run_progress(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Steps done/total, percent, elapsed and ETA (mean step time so far), errors, retries."""
     now = now if now is not None else time.time()
@@ -33,8 +45,14 @@ def run_progress(doc: dict[str, Any], now: float | None = None) -> dict[str, Any
     elapsed = (end - started) if (started and end) else None
     remaining = total - done
     eta = None
-    if not finished and durations and remaining:
-        eta = round(sum(durations) / len(durations) * remaining, 3)
+    if not finished and remaining:
+        # A running step that reports progress says how far it is: its own rate gives
+        # its time left; every other step left is counted at the mean step time so far.
+        own = [_step_left(r, now) for r in records.values() if r.get("status") in ("running", "retrying")]
+        known = [left for left in own if left is not None]
+        if durations or known:
+            mean = sum(durations) / len(durations) if durations else 0.0
+            eta = round((max(known) if known else 0.0) + mean * max(0, remaining - len(known)), 3)
     running = [
         {"step": name, "progress": r.get("progress")}
         for name, r in records.items() if r.get("status") in ("running", "retrying")

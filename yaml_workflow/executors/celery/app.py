@@ -58,3 +58,38 @@ def _forget_visibility(sender: Any = None, **_: Any) -> None:
         fleet_state().forget_worker(getattr(sender, "hostname", "") or "")
     except Exception:  # noqa: BLE001 - the broker may already be gone
         pass
+
+
+@signals.worker_process_init.connect
+def _release_claims_on_term(**_: Any) -> None:
+    """A pool child told to stop (cold/soft shutdown, revoke with terminate) gives its
+    step claims back before it dies, so the requeued message runs at once on another
+    worker instead of waiting out the claim's TTL."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_term)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    import os
+    import signal
+
+    from .runtime import _FS
+
+    try:
+        for (_, _, pid), fs in list(_FS.items()):
+            held = dict(fs._held) if pid == os.getpid() else {}
+            if not held:
+                continue
+            # A connection of its own: the pool's may be in the middle of a command.
+            import redis
+
+            client = redis.Redis.from_url(fs.url, socket_connect_timeout=1, socket_timeout=1)
+            for key, token in held.items():
+                client.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                            "return redis.call('DEL', KEYS[1]) end return 0", 1, key, token)
+            client.close()
+    except Exception:  # noqa: BLE001 - the claim then expires by its TTL
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -94,6 +94,10 @@ def _item_outcomes(ctx: Any, inputs: BatchInputs, raw: dict[str, Any], indexes: 
     def one(i: int) -> None:
         tries = [0]
         key = item_key(inputs.items[i])
+        earlier = ctx.prior_items.get(str(i)) or {}
+        if earlier.get("status") == "completed" and earlier.get("key") == key:
+            out[i] = dict(earlier)  # done before a resume, for this very item: not run again
+            return
         try:
             result = run.masker.value(_run_item(ctx, inputs, raw, inputs.items[i], i, tries))
             json.dumps(result)

@@ -53,6 +53,13 @@ def restore_interval(vt: float) -> float:
     return max(1.0, min(10.0, vt / 20))
 
 
+def soft_shutdown_timeout() -> float:
+    """YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT: seconds a stopping worker lets its running
+    steps finish before it hands them back to the queue (0: Celery's warm shutdown,
+    which waits for them however long they take)."""
+    return float(os.environ.get("YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT") or 0)
+
+
 def settings() -> dict[str, Any]:
     """Every Celery setting the fleet depends on."""
     vt = visibility_timeout()
@@ -88,5 +95,6 @@ def settings() -> dict[str, Any]:
             "max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
         },
         "worker_hijack_root_logger": False,
+        "worker_soft_shutdown_timeout": soft_shutdown_timeout(),
         "broker_channel_error_retry": True,
     }

@@ -31,10 +31,12 @@ CLAIM_TTL = float(os.environ.get("YAML_WORKFLOW_CLAIM_TTL", "30"))
 EVENTS_MAXLEN = 100_000
 FINISHED_TTL = 7 * 86400  # fleet keys of a finished run: --wait and status need them a while
 
-# Run status as a step sees it: the store's (cancel is recorded there) wins over ours.
+# Run status as a step sees it: the store's (cancel is recorded there) wins over ours;
+# 'gone' when Redis has neither (flushed, restarted empty): the step does nothing and
+# `submit --resume` rebuilds the run from its JSON mirror.
 _STATUS = """
 local st = redis.call('HGET', KEYS[2], 'status')
-if st ~= 'cancelled' then st = redis.call('HGET', KEYS[1], 'status') or st or 'running' end
+if st ~= 'cancelled' then st = redis.call('HGET', KEYS[1], 'status') or st or 'gone' end
 """
 
 # KEYS: fleet, run hash, claim, ns | ARGV: step, token, ttl_ms, ns fields...
@@ -45,7 +47,7 @@ local done = redis.call('HGET', KEYS[1], 'done:' .. step) or ''
 local got = redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3])
 if not got then return {st, done, 0, redis.call('PTTL', KEYS[3])} end
 local f = redis.call('HMGET', KEYS[1], 'attempt:' .. step, 'not_before:' .. step,
-                     'started:' .. step, 'fanout:' .. step)
+                     'started:' .. step, 'fanout:' .. step, 'gen')
 local attempt = f[1] or '1'
 -- The message arrived: a replay of its sender's dispatch need not send it again.
 redis.call('HSET', KEYS[1], 'sent:' .. step, '1')
@@ -53,7 +55,7 @@ if done == '' then redis.call('HSET', KEYS[1], 'started:' .. step, attempt) end
 local ns = {}
 if ARGV[4] == '*' then ns = redis.call('HGETALL', KEYS[4])
 elseif #ARGV > 3 then ns = redis.call('HMGET', KEYS[4], unpack(ARGV, 4)) end
-return {st, done, 1, attempt, f[2] or '', f[3] or '', f[4] or '', ns}
+return {st, done, 1, attempt, f[2] or '', f[3] or '', f[4] or '', ns, f[5] or ''}
 """
 
 # KEYS: fleet, run hash, ns, events, claim | ARGV: step, ns entry, successors [[s, need]],
@@ -135,7 +137,6 @@ class FleetState:
         self._release = self.r.register_script(_RELEASE)
         self._chunk = self.r.register_script(_CHUNK_DONE)
         self._held: dict[str, str] = {}  # claims this process holds: key -> token
-        self._held: dict[str, str] = {}  # claims this process holds: key -> token
 
     # --- keys --------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class FleetState:
             info["ns"] = {_s(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         else:
             info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7], strict=False) if v}
+        info["gen"] = _s(out[8])  # which resume of the run: a cached spec of another is stale
         info["claim_key"] = self.claim_key(run_id, step)
         self._held[info["claim_key"]] = token
         _RENEWER.add(self, info["claim_key"], token)
@@ -245,6 +247,10 @@ class FleetState:
             new, nxt, remaining, status = pipe.execute()[-1]
         else:
             new, nxt, remaining, status = self._commit(keys=keys, args=args)
+        if _s(status) == "gone":  # Redis lost the run: take back what this commit created
+            self.r.delete(*(self.k(run_id, x) for x in ("", "steps", "outputs", "vars", "history",
+                                                         "fleet", "ns", "events")))
+            return {"new": False, "ready": [], "remaining": 0, "status": "gone"}
         ready = [(name, reason) for name, reason in json.loads(_s(nxt))]
         return {"new": int(new) == 1, "ready": ready, "remaining": int(remaining), "status": _s(status)}
 

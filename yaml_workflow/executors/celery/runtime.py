@@ -269,6 +269,7 @@ class FleetRun:
         rc.observer = current_task_progress(self)
         rc.render_env()
         rc.load_steps(ns)
+        rc.prior_items = self.spec.get("prior_items") or {}  # a resumed batch reuses its items
         return rc
 
     def record(self, event: dict[str, Any]) -> None:

@@ -174,23 +174,25 @@ def _no_worker(app: Any, queue: str | None) -> bool:
 
 
 def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = None,
-                 app: Any = None, state_url: str | None = None) -> RunResult:
-    """Follow a run from Redis until it ends: its step events, then its final document."""
+                 app: Any = None, state_url: str | None = None, since: str = "0-0") -> RunResult:
+    """Follow a run from Redis until it ends: its step events after ``since`` (a resume
+    starts past the end event of the attempt it resumes), then its final document."""
     from .fleet_state import FleetState
 
     fs = FleetState(state_url or config.state_url())
     try:
-        return _follow(fs, run_id, timeout, observer, app)
+        return _follow(fs, run_id, timeout, observer, app, since)
     except (OSError, redis.RedisError) as err:
         raise StoreUnavailable(f"lost the state store while following run {run_id}: {err}",
                                hint=f"the run goes on; follow it with `yaml-workflow status {run_id}`") from None
 
 
-def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any) -> RunResult:
+def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any,
+            since: str = "0-0") -> RunResult:
     from .fleet_state import _s
 
     stream = fs.k(run_id, "events")
-    last_id, started = "0-0", time.monotonic()
+    last_id, started = since, time.monotonic()
     quiet_since, warned, next_status = started, False, 0.0
     while True:
         now = time.monotonic()
@@ -222,6 +224,13 @@ def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any
                 print(f"warning: no worker answered in {NO_WORKER_AFTER:g}s; run {run_id} is queued "
                       "and waits for one (start one with `yaml-workflow worker`)",
                       file=sys.stderr, flush=True)
+
+
+def resume_fleet_run(run_id: str, **options: Any) -> RunResult | None:
+    """`submit --resume` (and `retry`/`skip` of a fleet run): see :mod:`.resume`."""
+    from .resume import resume_fleet_run as resume
+
+    return resume(run_id, **options)
 
 
 def result_of(run_id: str, fs: Any) -> RunResult:

@@ -25,7 +25,7 @@ from ...exceptions import RunNotFound, StepTimeoutError, TaskError
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
 from . import batch, config
 from .dispatch import CHUNK_TASK, STEP_TASK, advance, after_outcome, schedule_retry, send_step
-from .runtime import FleetRun, get_run, run_environment, set_worker_name
+from .runtime import FleetRun, forget_run, get_run, run_environment, set_worker_name
 
 log = logging.getLogger("yaml_workflow.fleet")
 
@@ -41,6 +41,20 @@ class FleetTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     track_started = True
+    # Unlimited Celery retries: we count attempts ourselves, and a long retry delay or a
+    # claim wait re-schedules the message many times (`retry(max_retries=None)` would
+    # mean Celery's default of 3, not "no limit").
+    max_retries = None
+
+    def retry(self, *args: Any, **options: Any) -> Any:
+        """A retry is a new message: it keeps the `run=<id> step=<name>` argsrepr that
+        Flower shows (Celery would put the bare argument tuple there)."""
+        request_args = list(self.request.args or [])
+        if "argsrepr" not in options and len(request_args) >= 2:
+            options["argsrepr"] = getattr(self.request, "argsrepr", None) or (
+                f"run={request_args[0]} step={request_args[1]}"
+                + (f" chunk={request_args[3]}" if len(request_args) == 4 else ""))
+        return super().retry(*args, **options)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Celery calls this in the parent when the hard time limit killed the child."""
@@ -92,6 +106,9 @@ def step_body(task: Task, run_id: str, name: str) -> str:
         return f"run {info['status']}"
     if not info["claimed"]:
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
+    if info["gen"] != run.spec.get("gen", ""):  # resumed since this process cached it
+        forget_run(run_id)
+        run = get_run(run_id)
     run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
     try:
         attempt = info["attempt"]
@@ -140,6 +157,9 @@ def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> 
         return f"run {info['status']}"
     if not info["claimed"]:
         raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
+    if info["gen"] != run.spec.get("gen", ""):  # resumed since this process cached it
+        forget_run(run_id)
+        run = get_run(run_id)
     try:
         with run_environment(run.environ):
             batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
