@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,29 @@ def test_worker_killed_mid_step_the_run_still_completes(tmp_path: Path) -> None:
     assert _lines(tmp_path / "after") == ["after"]
     steps = json.loads(state_file.read_text())["execution_state"]["step_outputs"]
     assert steps["victim"]["status"] == "completed" and steps["after"]["status"] == "completed"
+
+
+def test_pool_child_killed_mid_step_the_step_is_recorded_once(tmp_path: Path) -> None:
+    """Only the prefork child dies (OOM killer): its parent requeues the message at once."""
+    fleet = Fleet(workers=2, concurrency=1, env=ENV)
+    try:
+        fleet.start()
+        wf = tmp_path / "wf.yaml"
+        wf.write_text(WF.replace('echo start >> "$T/victim"', 'echo $PPID >> "$T/child"; echo start >> "$T/victim"'))
+        proc = fleet.cli("submit", str(wf), "--base-dir", str(tmp_path / "runs"), "--format", "json",
+                         env={"T": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        child = int(wait_for(lambda: _lines(tmp_path / "child"), 20, "the victim step to start")[0])
+        os.kill(child, signal.SIGKILL)  # the pool process alone; its worker lives on
+        state_file = Path(doc["workspace"]) / ".workflow_metadata.json"
+        wait_for(lambda: json.loads(state_file.read_text())["status"] == "completed", 40,
+                 "the run to complete")
+    finally:
+        fleet.stop()
+    assert _lines(tmp_path / "before") == ["before"]
+    assert _lines(tmp_path / "victim").count("start") == 2  # at least once: it ran again
+    assert _lines(tmp_path / "after") == ["after"]  # the next step ran once
+    state = json.loads(state_file.read_text())
+    assert [h["event"] for h in state["history"]] == ["submit"]
+    assert state["execution_state"]["step_outputs"]["victim"]["status"] == "completed"

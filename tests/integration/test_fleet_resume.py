@@ -178,3 +178,33 @@ def test_unknown_run_and_missing_file_are_refused(fleet: Fleet, tmp_path: Path) 
     proc = fleet.cli("submit", cwd=tmp_path)
     assert proc.returncode == 2
     assert os.path.exists(tmp_path)
+
+
+def test_cancel_stops_a_fleet_run_and_resume_continues_it(fleet: Fleet, tmp_path: Path) -> None:
+    import time
+
+    wf = _wf(tmp_path, "name: stop\nsteps:\n"
+             "  - {name: long, task: shell, inputs: {command: 'echo long >> \"$T/witness\"; sleep 30'}}\n"
+             "  - {name: next, task: shell, inputs: {command: 'echo next >> \"$T/witness\"'}}\n")
+    proc = fleet.cli("submit", str(wf), "--base-dir", str(tmp_path / "runs"), "--format", "json",
+                     env={"T": str(tmp_path)}, cwd=tmp_path)
+    doc = _json(proc)
+    deadline = time.monotonic() + 20
+    while _witness(tmp_path) != ["long"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    cancel = fleet.cli("cancel", doc["run_id"], cwd=tmp_path)
+    assert cancel.returncode == 0, cancel.stderr
+    client = redis.Redis.from_url(fleet.server.url)
+    claim = f"{fleet.server.prefix}:run:{doc['run_id']}:claim:long"
+    while client.exists(claim) and time.monotonic() - started < 10:
+        time.sleep(0.1)
+    assert not client.exists(claim)  # the running step was terminated, its claim given back
+    time.sleep(1)
+    assert _state(doc["workspace"])["status"] == "cancelled"
+    assert _witness(tmp_path) == ["long"]  # not run again, and `next` never started
+    (tmp_path / "witness").unlink()
+    wf.write_text(wf.read_text().replace("sleep 30", "true"))
+    proc = _resume(fleet, tmp_path, doc["run_id"], str(wf), "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert _witness(tmp_path) == ["long", "next"]
