@@ -47,7 +47,8 @@ worker: $(STAMP)
 # Flower for the local fleet, on loopback (no auth: the compose/Kubernetes/systemd
 # deployments add basic auth).
 flower: $(STAMP)
-	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=5555
+	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=5555 \
+	    --tasks_columns=name,args,state,retries,received,runtime,worker
 
 # docker compose: Compose v2 when the docker CLI has it, else docker-compose 1.x.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
