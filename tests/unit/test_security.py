@@ -27,7 +27,7 @@ from yaml_workflow.exceptions import WorkspacePathError
 from yaml_workflow.state.mirror import JOURNAL_DIR, STATE_FILE
 from yaml_workflow.tasks import TaskContext, get_task
 from yaml_workflow.templating import Namespace
-from yaml_workflow.templating.engine import ENV
+from yaml_workflow.templating.sandbox import ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
