@@ -6,7 +6,6 @@ directory, so a test can kill it, restart it (with or without AOF) and flush it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
