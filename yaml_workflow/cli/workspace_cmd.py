@@ -129,8 +129,16 @@ def handle_clean(args: argparse.Namespace) -> int:
                     statuses=args.status, run_ids=run_ids, now=now)
     store = _records_store()
     verb = "would remove" if args.dry_run else "removed"
-    freed, failures = 0, 0
+    freed, failures, count = 0, 0, 0
+    kept = list(chosen.kept)
     for entry in chosen.remove:
+        # The workspace's lease file is not the only sign of life: a run recorded in Redis
+        # holds its lease there, and a fleet run has no lease at all while its steps are
+        # queued or running on workers (--status running must not take those either).
+        reason = _running_in_store(store, entry.run_id)
+        if reason:
+            kept.append((entry, reason))
+            continue
         if not args.dry_run:
             try:
                 # --status running asked for interrupted runs by name: that is the force.
@@ -144,11 +152,11 @@ def handle_clean(args: argparse.Namespace) -> int:
                 print(f"error: {text}", file=sys.stderr)
                 continue
         freed += entry.size
+        count += 1
         print(f"{verb} {entry.path} ({_status_of(entry)}, {human_age(now - entry.updated)} old, "
               f"{human_size(entry.size)})")
-    for entry, reason in chosen.kept:
+    for entry, reason in kept:
         print(f"kept {entry.path}: {reason}")
-    count = len(chosen.remove) - failures
     print(f"{verb} {count} workspace(s), {human_size(freed)}"
           + (" (dry run: nothing removed)" if args.dry_run else ""))
     return EXIT_REFUSED if failures else EXIT_OK
@@ -162,6 +170,24 @@ def _records_store() -> Any:
     if not url or url.startswith(("file:", "memory:")):
         return None
     return open_store(url)
+
+
+def _running_in_store(store: Any, run_id: str | None) -> str | None:
+    """Why the store says the run is still running (None when it does not)."""
+    if store is None or not run_id:
+        return None
+    from ..state.store import lease_is_live
+
+    if lease_is_live(store.lease_holder(run_id)):
+        return "still running (its lease in the store is live)"
+    try:
+        from ..executors.celery.fleet_state import FleetState
+    except ImportError:  # the fleet extra is not installed: no fleet runs
+        return None
+    fs = FleetState(store.url)
+    if fs.field(run_id, "status") == RUNNING and fs.status(run_id) == RUNNING:
+        return "still running on the fleet (cancel it first)"
+    return None
 
 
 def _delete_fleet_keys(url: str, run_id: str) -> None:
