@@ -724,3 +724,19 @@ def test_every_builtin_is_registered() -> None:
         assert get_task(name).call == "builtin"
     assert get_task("shell").required_inputs == ["command"]
     assert get_task("template").raw_inputs == frozenset({"template"})
+
+
+def test_the_lazy_builtin_map_names_every_builtin_task_and_its_module() -> None:
+    # given every built-in module imported
+    import importlib
+
+    from yaml_workflow.tasks import registry
+
+    registry._load_builtins()
+    builtins = {name: spec for name, spec in registry._REGISTRY.items()
+                if spec.func.__module__.startswith("yaml_workflow.tasks.builtin.")}
+    # then the map that lets a run import only what it uses is complete and right
+    assert set(builtins) == set(registry.BUILTIN_MODULES)
+    for name, spec in builtins.items():
+        module = importlib.import_module(spec.func.__module__)
+        assert module.__name__.rsplit(".", 1)[1] == registry.BUILTIN_MODULES[name], name
