@@ -92,16 +92,19 @@ def _secret_failure(run: FleetRun, name: str, attempt: int) -> Outcome:
     return outcome
 
 
-def step_body(task: Task, run_id: str, name: str) -> str:
-    """One delivery of one step."""
+def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, dict[str, Any]] | str:
+    """The start of every delivery: the run, then one Lua round trip (status, claim, records).
+
+    Returns why there is nothing to do (a string), or the run and what ``begin`` read; a
+    live claim held by another delivery sends this one back to wait.
+    """
     set_worker_name(task.request.hostname or "")
     try:
         run = get_run(run_id)
     except RunNotFound:
         return "run gone"
     refs = run.refs.get(name)
-    token = uuid.uuid4().hex
-    info = run.fs.begin(run_id, name, token, ["*"] if refs is None else refs)
+    info = run.fs.begin(run_id, claim, uuid.uuid4().hex, ["*"] if refs is None else refs)
     if info["status"] != "running":
         return f"run {info['status']}"
     if not info["claimed"]:
@@ -109,6 +112,15 @@ def step_body(task: Task, run_id: str, name: str) -> str:
     if info["gen"] != run.spec.get("gen", ""):  # resumed since this process cached it
         forget_run(run_id)
         run = get_run(run_id)
+    return run, info
+
+
+def step_body(task: Task, run_id: str, name: str) -> str:
+    """One delivery of one step."""
+    begun = _begin(task, run_id, name, name)
+    if isinstance(begun, str):
+        return begun
+    run, info = begun
     run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
     try:
         attempt = info["attempt"]
@@ -145,21 +157,10 @@ def step_body(task: Task, run_id: str, name: str) -> str:
 
 def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
     """One delivery of one chunk of a batch step."""
-    set_worker_name(task.request.hostname or "")
-    try:
-        run = get_run(run_id)
-    except RunNotFound:
-        return "run gone"
-    refs = run.refs.get(name)
-    token = uuid.uuid4().hex
-    info = run.fs.begin(run_id, f"{name}#{attempt}#{chunk}", token, ["*"] if refs is None else refs)
-    if info["status"] != "running":
-        return f"run {info['status']}"
-    if not info["claimed"]:
-        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
-    if info["gen"] != run.spec.get("gen", ""):  # resumed since this process cached it
-        forget_run(run_id)
-        run = get_run(run_id)
+    begun = _begin(task, run_id, name, f"{name}#{attempt}#{chunk}")
+    if isinstance(begun, str):
+        return begun
+    run, info = begun
     try:
         with run_environment(run.environ):
             batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
