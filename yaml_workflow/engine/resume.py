@@ -59,6 +59,14 @@ def changed_steps(workflow: Workflow, doc: dict[str, Any]) -> list[str]:
     return changed
 
 
+def _went_on_past(record: dict[str, Any], name: str, stopped_at: str | None) -> bool:
+    """A failed step the run continued past (on_error continue/next) is kept on resume."""
+    action = record.get("action")
+    if action is not None:
+        return action in ("continue", "next")
+    return name != stopped_at  # records written before `action` was recorded
+
+
 def decide(
     workflow: Workflow,
     plan: Plan,
@@ -93,7 +101,7 @@ def decide(
         name for name, record in records.items()
         if name in plan.order and (
             record.get("status") in (COMPLETED, SKIPPED)
-            or (record.get("status") == FAILED and name != stopped_at)
+            or (record.get("status") == FAILED and _went_on_past(record, name, stopped_at))
         )
     }
     changed = changed_steps(workflow, doc)

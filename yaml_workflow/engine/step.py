@@ -265,6 +265,9 @@ def _failed_attempt(rc: RunContext, step: Step, attempt: int, started: float, er
         "attempt": attempt, "error": message, "error_type": error_type,
         "error_message": error_message, "started_at": started, "finished_at": finished,
         "duration": round(finished - started, 6),
+        # What the failure led to: `continue`/`next` mean the run went on past it, so a
+        # resume keeps it; `fail` (or a cancel) means it runs again.
+        "action": "fail" if rc.cancelled.is_set() else action,
     }
     if isinstance(error, BatchItemsFailed):
         fields["result"] = rc.masker.value(error.result)

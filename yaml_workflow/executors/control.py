@@ -8,6 +8,8 @@ a local run notices it without reading the store.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,24 @@ def cancel_run(located: Any) -> None:
         from .celery.control import revoke_run
 
         revoke_run(located.run_id)
+    else:
+        _stop_local_process(located)
+
+
+def _stop_local_process(located: Any) -> None:
+    """A local run alive on this host is told to stop now (SIGTERM: it cancels itself)."""
+    from ..state.document import HOST
+    from ..state.store import lease_is_live
+
+    try:
+        holder = located.store.lease_holder(located.run_id)
+    except Exception:  # noqa: BLE001 - no lease to read: the marker and status still stop it
+        return
+    if holder is not None and holder.host == HOST and lease_is_live(holder):
+        try:
+            os.kill(holder.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def repair_run(located: Any, action: str, step: str, *, observer: Any, wait: bool) -> RunResult | None:

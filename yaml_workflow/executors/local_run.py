@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -134,15 +136,33 @@ def start_run(request: RunRequest) -> RunResult:
     return _drive(rc, plan, lease, set(), [history_event("start")])
 
 
+def _stop_on_sigterm(rc: RunContext) -> Any:
+    """SIGTERM (what `cancel` sends a local run) cancels the run: no further step starts,
+    the running step's subprocesses are killed, and the run ends `cancelled`, recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def cancel(signum: int, frame: Any) -> None:
+        rc.cancelled.set()
+        from ..tasks.builtin.shell import terminate_running
+
+        terminate_running()
+
+    return signal.signal(signal.SIGTERM, cancel)
+
+
 def _drive(rc: RunContext, plan: Plan, lease: LeaseKeeper, done: set[str],
            opening: list[dict[str, Any]]) -> RunResult:
     """Run the plan under a lease we already hold; always release it and close the state."""
+    previous = _stop_on_sigterm(rc)
     try:
         for event in opening:
             rc.record(event)
         failure = execute_plan(rc, plan, done)
         status = finish_run(rc, failure, len(plan.order))
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         lease.release()
         rc.recorder.close()
     return RunResult(

@@ -108,7 +108,7 @@ def history_event(kind: str, **fields: Any) -> dict[str, Any]:
 _STEP_FIELDS = (
     "status", "result", "attempt", "attempts", "error", "error_type", "error_message",
     "reason", "fingerprint", "started_at", "finished_at", "duration", "host", "pid",
-    "progress", "worker", "resources",
+    "progress", "worker", "resources", "action",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,21 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
+# Subprocesses of the steps running in this process, so that a cancelled run can stop
+# them at once instead of after they finish (see terminate_running).
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def terminate_running() -> int:
+    """Kill the process groups of every step subprocess running now; how many there were."""
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        _kill_group(proc)
+    return len(procs)
+
+
 def run_command(
     ctx: TaskContext,
     argv: Sequence[str],
@@ -83,6 +99,8 @@ def run_command(
         )
     except OSError as err:
         raise TaskError(f"step '{ctx.step}': cannot start {what}: {err}") from None
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -97,6 +115,9 @@ def run_command(
     except BaseException:
         _kill_group(proc)  # e.g. KeyboardInterrupt: leave no orphan behind
         raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
     code = proc.returncode
     if check and code != 0:
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
