@@ -322,7 +322,7 @@ class _Flusher:
 
     def _loop(self) -> None:
         while True:
-            time.sleep(COMPACT_INTERVAL / 2)
+            time.sleep(COMPACT_INTERVAL / 4)  # a quiet run is compacted within 1.25 s
             for mirror in list(self._mirrors):
                 if mirror.closed:
                     self._mirrors.discard(mirror)
