@@ -73,7 +73,11 @@ def fan_out(app: Any, run: FleetRun, name: str, attempt: int, ns: dict[str, Any]
     except Exception as error:  # noqa: BLE001 - every failure goes through error handling
         return _failed_attempt(rc, step, attempt, started, error), []
     nchunks = math.ceil(len(inputs.items) / inputs.chunk_size)
-    plan = {"inputs": inputs.model_dump(mode="json"), "started": started, "nchunks": nchunks}
+    dumped = inputs.model_dump(mode="json")
+    stored = run.masker.value(dumped)
+    # Redis never holds a secret: items that carry one are stored masked, and each chunk
+    # renders them again from the step's inputs (as this fan-out did) on its own worker.
+    plan = {"inputs": stored, "started": started, "nchunks": nchunks, "rerender": stored != dumped}
     pipe = run.fs.r.pipeline(transaction=True)
     pipe.hset(key, "plan", json.dumps(plan))
     pipe.hset(run.fs.k(run.run_id, "fleet"), f"fanout:{name}", str(attempt))
@@ -113,6 +117,16 @@ def _item_outcomes(ctx: Any, inputs: BatchInputs, raw: dict[str, Any], indexes: 
     return out
 
 
+def _chunk_inputs(run: FleetRun, name: str, attempt: int, ns: dict[str, Any],
+                  plan: dict[str, Any]) -> BatchInputs:
+    """The batch's inputs: as stored, or rendered again when the stored copy is masked."""
+    if not plan.get("rerender"):
+        return BatchInputs.model_validate(plan["inputs"])
+    step = run.step(name)
+    scope = run.context(ns).namespaces(step, attempt)
+    return _validate(name, render_inputs(get_task("batch"), step.inputs, scope))
+
+
 def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
               ns: dict[str, Any]) -> list[str]:
     """Run one chunk's items and count the chunk; the last one aggregates."""
@@ -120,7 +134,7 @@ def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
     plan = json.loads(run.fs.r.hget(key, "plan") or "null")
     if plan is None:
         return []  # the fan-out this chunk belonged to is gone (run finished or expired)
-    inputs = BatchInputs.model_validate(plan["inputs"])
+    inputs = _chunk_inputs(run, name, attempt, ns, plan)
     size, total = inputs.chunk_size, len(inputs.items)
     indexes = range(chunk * size, min((chunk + 1) * size, total))
     if run.fs.r.hget(key, "stop"):
