@@ -67,7 +67,7 @@ def repair_run(located: Any, action: str, step: str, *, observer: Any, wait: boo
     if located.doc.get("mode") == "fleet":
         from .celery.submit import resume_fleet_run
 
-        return resume_fleet_run(  # type: ignore[no-any-return]
+        return resume_fleet_run(
             located.run_id,
             rerun_steps=[step] if action == "retry" else [],
             mark_skipped=[step] if action == "skip" else [],

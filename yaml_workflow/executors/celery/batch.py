@@ -174,7 +174,7 @@ def count_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
 
 def _maybe_stop(run: FleetRun, key: str, inputs: BatchInputs) -> None:
     """Once the step is bound to fail, later chunks skip their items (as locally)."""
-    values = run.fs.r.hgetall(key)
+    values: dict[bytes, bytes] = run.fs.r.hgetall(key)  # type: ignore[assignment]
     failed = sum(1 for k, v in values.items()
                  if k.startswith(b"item:") and json.loads(v).get("status") == "failed")
     limit = inputs.max_failed_items
@@ -221,7 +221,7 @@ def aggregate(app: Any, run: FleetRun, name: str, attempt: int, rc: Any = None) 
     values = run.fs.r.hgetall(key)
     plan = json.loads(values[b"plan"])
     inputs = BatchInputs.model_validate(plan["inputs"])
-    result, stop = _result(inputs, values, plan["started"])
+    result, stop = _result(inputs, values, plan["started"])  # type: ignore[arg-type]
     step = run.step(name)
     rc = rc or run.context({})
     started = plan["started"]

@@ -164,8 +164,10 @@ class FleetState:
 
     def status(self, run_id: str) -> str:
         """The run's status as steps see it ('' when unknown)."""
-        run, fleet = self.r.pipeline().hget(self.k(run_id), "status").hget(
-            self.k(run_id, "fleet"), "status").execute()
+        pipe = self.r.pipeline()
+        pipe.hget(self.k(run_id), "status")
+        pipe.hget(self.k(run_id, "fleet"), "status")
+        run, fleet = pipe.execute()
         if _s(run) == "cancelled":
             return "cancelled"
         return _s(fleet) or _s(run)

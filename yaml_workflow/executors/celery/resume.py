@@ -134,7 +134,7 @@ def _fleet_keys(fs: FleetState, run_id: str, spec: dict[str, Any], done: set[str
     pipe.set(fs.k(run_id, "spec"), json.dumps(spec, separators=(",", ":")))
     pipe.hset(fs.k(run_id, "fleet"), mapping={k: str(v) for k, v in fields.items()})
     if ns:
-        pipe.hset(fs.k(run_id, "ns"), mapping=ns)
+        pipe.hset(fs.k(run_id, "ns"), mapping=ns)  # type: ignore[arg-type]
     pipe.persist(fs.k(run_id, "events"))
     pipe.execute()
     return ready, remaining

@@ -24,7 +24,13 @@ from ...engine.plan import build_plan
 from ...engine.request import RunRequest, RunResult
 from ...engine.secrets import Masker, check_secrets, looks_secret
 from ...engine.workspace import create_workspace, prepare, run_number_of
-from ...exceptions import BrokerUnavailable, StoreUnavailable, UsageError, WaitTimeout
+from ...exceptions import (
+    BrokerUnavailable,
+    StoreUnavailable,
+    UsageError,
+    WaitTimeout,
+    WorkflowError,
+)
 from ...spec.params import resolve_params
 from ...state.document import FINISHED, RUNNING, SKIPPED, history_event, now_iso
 from ...state.mirror import STATE_FILE
@@ -40,7 +46,7 @@ _FLEET_SETTINGS = ("YAML_WORKFLOW_", "CELERY_")
 NO_WORKER_AFTER = 10.0
 
 
-def _check_reachable(url: str, what: str, error: type[Exception]) -> None:
+def _check_reachable(url: str, what: str, error: type[WorkflowError]) -> None:
     """One clear line within a few seconds, before anything is created."""
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss"):

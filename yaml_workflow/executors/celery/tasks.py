@@ -181,7 +181,7 @@ def hard_timeout(app: Any, args: list[Any]) -> None:
         plan = json.loads(run.fs.r.hget(key, "plan") or "null")
         if plan is None:
             return
-        inputs = batch.BatchInputs.model_validate(plan["inputs"])
+        inputs = batch.BatchInputs.model_validate(plan["inputs"])  # type: ignore[attr-defined]
         size = inputs.chunk_size
         indexes = range(args[3] * size, min((args[3] + 1) * size, len(inputs.items)))
         items = {i: {"status": "failed", "error": str(error), "error_type": "StepTimeoutError"}
