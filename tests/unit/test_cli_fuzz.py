@@ -20,7 +20,6 @@ the ``soak`` variants with many more examples.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -28,7 +27,6 @@ import shutil
 import tempfile
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ from hypothesis import HealthCheck, assume, event, given, seed, settings
 from hypothesis import strategies as st
 
 import yaml_workflow
-from yaml_workflow.cli.main import run_cli
+from tests.support.cli import Outcome, cli
 from yaml_workflow.engine.load import load_workflow
 from yaml_workflow.exceptions import WorkflowError
 from yaml_workflow.spec.models import STEP_KEYS, TOP_LEVEL_KEYS
@@ -140,25 +138,6 @@ PARAMS_WF = textwrap.dedent("""
 
 
 # --- running the CLI in-process ---------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-
-def cli(*argv: str) -> Outcome:
-    """``yaml-workflow ARGV`` in this process, stdout and stderr captured."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = run_cli(list(argv))
-        except SystemExit as exc:  # argparse exits by itself on usage errors and -h
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    return Outcome(list(argv), code, out.getvalue(), err.getvalue())
 
 
 def check(outcome: Outcome, allowed: tuple[int, ...] = (0, 1, 2)) -> None:

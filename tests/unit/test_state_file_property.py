@@ -20,8 +20,6 @@ Seeds are fixed (printed by each test); ``make soak`` runs the 1000-example vari
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -39,7 +37,7 @@ from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from yaml_workflow.cli.main import run_cli
+from tests.support.cli import Outcome, cli
 from yaml_workflow.engine.load import load_workflow
 from yaml_workflow.engine.request import RunRequest
 from yaml_workflow.executors.local_run import start_run
@@ -234,24 +232,6 @@ def workflow_problem(doc: dict[str, Any]) -> str | None:
 
 
 # --- running the CLI in-process -------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-def cli(*argv: str) -> Outcome:
-    """``yaml-workflow ARGV`` in this process, stdout and stderr captured."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = run_cli(list(argv))
-        except SystemExit as exc:  # argparse's own exit (usage errors)
-            code = int(exc.code or 0)
-    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def witness_size(workspace: Path) -> int:
