@@ -201,6 +201,20 @@ def fresh_dir(root: Path, name: str) -> Iterator[Path]:
 
 # --- generators -----------------------------------------------------------------------------
 
+
+def laughs(levels: int = 8) -> list[Any]:
+    """A list holding one list 9 times, holding one list 9 times...: 9**levels leaves, and
+    yaml.safe_dump writes it with anchors and aliases in a few hundred bytes."""
+    node: list[Any] = ["lol"] * 9
+    for _ in range(levels):
+        node = [node] * 9
+    return node
+
+
+# An alias bomb as YAML text, and numbers past Python's int-to-text limit.
+BOMB = yaml.safe_dump(laughs(), default_flow_style=True, width=10**6).strip()
+HUGE_NUMBERS = ["9" * 5000, "-" + "1" * 5000, "1_" * 3000 + "1", "0x" + "f" * 5000, "1:" * 3000 + "1"]
+
 TOKENS = [
     "{{", "}}", "{%", "%}", "{#", "#}", ":", ": ", "- ", "-", "\t", "#", "&a ", "*a", "!", "!!str ",
     "!!python/object/apply:os.system ['touch PWNED'] ", "|", ">", '"', "'", "[", "]", "{", "}", ",",
@@ -208,6 +222,7 @@ TOKENS = [
     "args.who", "steps.", "__class__", "{{ args.who }}", "{{ ''.__class__.__mro__ }}",
     "{% for x in y %}", "{% endfor %}", "{{ 7*7 }", " ", "\n", "=", "%", "@", "`", "$(touch PWNED)",
     "<<: *a", "? ", "---", "...", "\\", "0", "3.5", "true", "task", "name", "steps", "echo",
+    BOMB, "&a [*a]", *HUGE_NUMBERS,
 ]
 NOISE = st.lists(st.sampled_from(TOKENS) | st.text(max_size=3), max_size=8).map("".join)
 KEYS = [*TOP_LEVEL_KEYS, *STEP_KEYS, "stpes", "task_type", "inputz", "on-error", "retries", "",
@@ -261,6 +276,8 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.sampled_from(KEYS) | NOISE, inner, max_size=3), max_leaves=8)
+# Shared structures: yaml.safe_dump writes them with anchors and aliases.
+VALUES = VALUES | st.integers(1, 9).map(laughs)
 
 
 @st.composite
@@ -410,6 +427,8 @@ PARAM_VALUES = st.one_of(
     st.sampled_from(["1", "-5", "1.5", "1e3", "nan", "inf", "1_000", "99999999999999999999", "true",
                      "yes", "off", "[1,2]", "[", '{"a": 1}', "{a: [1", "a,b", "", " ", "high", "low",
                      "HIGH", "{{ 7*7 }}", "$(touch PWNED)", "`touch PWNED`", "x; touch PWNED"]),
+    st.sampled_from([BOMB, "{a: " + BOMB + "}", "[&a [*a]]", "{a: &a {b: *a}}", *HUGE_NUMBERS,
+                     "[" + HUGE_NUMBERS[0] + "]", "{n: " + HUGE_NUMBERS[0] + "}"]),
 )
 PARAM_NAMES = st.sampled_from(["who", "count", "ratio", "explode", "tags", "opts", "level", "token",
                                "undeclared", "ünï", "a b", "", "-", "=", "x=y"])

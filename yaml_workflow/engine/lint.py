@@ -20,7 +20,7 @@ from jinja2 import nodes
 from ..spec.loader import closest
 from ..spec.models import Step, Workflow
 from ..templating import iter_template_strings, truthy
-from ..templating.sandbox import ENV
+from ..templating.engine import simple_paths
 from .plan import build_plan
 
 # Names of dict methods: `args.get('x')` is a lookup, not a param called "get".
@@ -64,8 +64,17 @@ def references(source: str) -> set[tuple[str, str]]:
     template is optional on purpose, and so is every name of a namespace tested with
     ``'x' in args``.
     """
+    paths = simple_paths(source)
+    if paths is not None:  # plain substitutions: no guards, no Jinja needed
+        return {
+            (str(path[0]), path[1]) for path in paths
+            if len(path) > 1 and path[0] in ("steps", "args") and isinstance(path[1], str)
+            and path[1] not in _DICT_METHODS
+        }
+    from ..templating.sandbox import parse_tree
+
     try:
-        tree = ENV.parse(source)
+        tree = parse_tree(source)
     except Exception:  # noqa: BLE001 - syntax is load's business; nothing to say here
         return set()
     guarded: set[tuple[str, str]] = set()
@@ -92,49 +101,89 @@ def _templates(step: Step) -> list[str]:
     return sources
 
 
-def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
-    """For each step, the steps certainly finished (or failed and jumped) before it starts."""
-    names = workflow.step_names
-    if not workflow.is_dag:
-        return {name: set(names[:i]) for i, name in enumerate(names)}
-    deps = {k: set(v) for k, v in (build_plan(workflow, flow="all").deps or {}).items()}
-    for step in workflow.steps:
-        if step.on_error and step.on_error.next:
-            deps.setdefault(step.on_error.next, set()).add(step.name)
-    result: dict[str, set[str]] = {}
-    for name in names:
-        seen: set[str] = set()
-        frontier = list(deps.get(name, ()))
-        while frontier:
-            current = frontier.pop()
-            if current not in seen and current != name:
-                seen.add(current)
-                frontier.extend(deps.get(current, ()))
-        result[name] = seen
-    return result
+class _RunsBefore:
+    """Answers "has step B certainly finished (or failed and jumped) when step A starts?".
+
+    Linear in the workflow: file positions for a sequence; for a DAG, each step's
+    ancestors among the steps templates read (``targets``) as one bit set (an int),
+    built once in topological order.
+    """
+
+    def __init__(self, workflow: Workflow, targets: set[str]) -> None:
+        self.position = {name: i for i, name in enumerate(workflow.step_names)}
+        self.workflow = workflow
+        self.is_dag = workflow.is_dag
+        self.bit = {name: i for i, name in enumerate(sorted(targets & set(self.position)))}
+        self._ancestors: dict[str, int] | None = None
+
+    def __call__(self, step: str, other: str) -> bool:
+        if not self.is_dag:
+            return self.position[other] < self.position[step]
+        if self._ancestors is None:
+            self._ancestors = self._build()
+        return bool(self._ancestors.get(step, 0) >> self.bit[other] & 1)
+
+    def _build(self) -> dict[str, int]:
+        deps = {k: set(v) for k, v in (build_plan(self.workflow, flow="all").deps or {}).items()}
+        for step in self.workflow.steps:
+            if step.on_error and step.on_error.next:
+                deps.setdefault(step.on_error.next, set()).add(step.name)
+        waiting = {name: len(deps.get(name, ())) for name in self.position}
+        users: dict[str, list[str]] = {}
+        for name, before in deps.items():
+            for dep in before:
+                users.setdefault(dep, []).append(name)
+        ready = [name for name, count in waiting.items() if count == 0]
+        bits: dict[str, int] = {}
+        while ready:  # Kahn's order: every dependency is done before its users
+            name = ready.pop()
+            mask = 0
+            for dep in deps.get(name, ()):
+                mask |= bits.get(dep, 0)
+                if dep in self.bit:
+                    mask |= 1 << self.bit[dep]
+            bits[name] = mask
+            for user in users.get(name, ()):
+                waiting[user] -= 1
+                if waiting[user] == 0:
+                    ready.append(user)
+        return bits
+
+
+# "Did you mean" compares a name with every step name; past this many unknown names a
+# large workflow would spend its time on suggestions.
+_MAX_SUGGESTIONS = 20
 
 
 def _template_warnings(workflow: Workflow) -> list[LintWarning]:
     found: list[LintWarning] = []
     names = workflow.step_names
-    before = _ancestors(workflow)
+    known = set(names)
+    lines = workflow.step_lines
+    read: list[tuple[Step, list[tuple[str, str]]]] = []
     for step in workflow.steps:
-        line = workflow.line_of(step.name)
+        found_refs: set[tuple[str, str]] = set()
+        for source in _templates(step):
+            found_refs |= references(source)
+        if found_refs:
+            read.append((step, sorted(found_refs)))
+    runs_before = _RunsBefore(workflow, {key for _, refs in read for ns, key in refs if ns == "steps"})
+    suggestions = 0
+    for step, refs in read:
+        line = lines.get(step.name)
         # Inside a batch the item is also in `args` under arg_name.
         extra_args = {str(step.inputs.get("arg_name", "item"))} if step.task == "batch" else set()
-        refs: set[tuple[str, str]] = set()
-        for source in _templates(step):
-            refs |= references(source)
-        for ns, key in sorted(refs):
+        for ns, key in refs:
             problem = None
             if ns == "args" and key not in workflow.params and key not in extra_args:
                 problem = f"args.{key} is not a declared param (add it under `params:`)"
-            elif ns == "steps" and key not in names:
-                near = closest(key, names)
+            elif ns == "steps" and key not in known:
+                suggestions += 1
+                near = closest(key, names) if suggestions <= _MAX_SUGGESTIONS else None
                 problem = f"steps.{key}: there is no step '{key}'" + (f"; did you mean '{near}'?" if near else "")
             elif ns == "steps" and key == step.name:
                 problem = f"steps.{key} refers to the step itself"
-            elif ns == "steps" and key not in before[step.name]:
+            elif ns == "steps" and not runs_before(step.name, key):
                 problem = f"steps.{key} may not have run yet when '{step.name}' runs (it comes later or in parallel)"
             if problem:
                 found.append(LintWarning(f"step '{step.name}': {problem}", step.name, line))
@@ -147,8 +196,13 @@ def _reach_warnings(workflow: Workflow) -> list[LintWarning]:
     definitions = flows.definitions if flows else {}
     in_some_flow = {name for seq in definitions.values() for name in seq}
     default_is_a_flow = bool(flows and flows.default and flows.default in definitions)
+    # Each flow's positions, computed once (not a list search per step).
+    orders = [("all", workflow.step_names), *definitions.items()]
+    positions = [(flow_name, {name: i for i, name in enumerate(order)}) for flow_name, order in orders]
+    is_dag = workflow.is_dag
+    lines = workflow.step_lines
     for step in workflow.steps:
-        line = workflow.line_of(step.name)
+        line = lines.get(step.name)
 
         def warn(text: str, step: Step = step, line: int | None = line) -> None:
             found.append(LintWarning(f"step '{step.name}': {text}", step.name, line))
@@ -160,13 +214,12 @@ def _reach_warnings(workflow: Workflow) -> list[LintWarning]:
         target = step.on_error.next if step.on_error else None
         if not target:
             continue
-        orders = [("all", workflow.step_names)] + list(definitions.items())
-        for flow_name, order in orders:
-            if step.name not in order:
+        for flow_name, position in positions:
+            if step.name not in position:
                 continue
-            if target not in order:
+            if target not in position:
                 warn(f"on_error next target '{target}' is not in flow '{flow_name}'")
-            elif not workflow.is_dag and order.index(target) <= order.index(step.name):
+            elif not is_dag and position[target] <= position[step.name]:
                 warn(f"on_error next target '{target}' comes before it in flow '{flow_name}'")
     return found
 

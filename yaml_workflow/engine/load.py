@@ -27,8 +27,9 @@ def _templates_of(step: Step) -> list[str]:
 def check_workflow(workflow: Workflow) -> None:
     """Task types, required inputs and template syntax of every step."""
     file = workflow.source
+    lines = workflow.step_lines
     for step in workflow.steps:
-        line = workflow.line_of(step.name)
+        line = lines.get(step.name)
         try:
             spec = get_task(step.task)
         except TaskNotFoundError as err:

@@ -97,12 +97,13 @@ def build_plan(
         for name in order[: order.index(start_from)]:
             skipped.setdefault(name, f"before --start-from {start_from}")
     deps = None
-    if any(workflow.step(n).depends_on for n in order):
+    by_name = {step.name: step for step in workflow.steps}
+    if any(by_name[n].depends_on for n in order):
         deps = {}
         in_plan = set(order)
         previous: str | None = None
         for name in order:
-            declared = workflow.step(name).depends_on
+            declared = by_name[name].depends_on
             if declared:
                 deps[name] = [d for d in declared if d in in_plan]
             else:

@@ -17,10 +17,13 @@ from pydantic import ValidationError
 
 from ..exceptions import SpecError
 from .models import STEP_KEYS, TOP_LEVEL_KEYS, Step, Workflow
-from .yaml_lines import LineDict, load_yaml
+from .yaml_lines import LineDict, load_yaml, show_key
 
 # Step keys that the seed document writes under `inputs:`/`params:`; lifted to the step.
 _LIFTED_INPUT_KEYS = ("progress_update", "progress_interval")
+# A workflow file is read up to this many bytes: /dev/zero or a runaway pipe is refused,
+# not read until memory runs out.  (A 20,000-step workflow is about 2 MB.)
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
 def closest(word: str, choices: Any) -> str | None:
@@ -40,14 +43,35 @@ def _line(node: Any, key: Any = None) -> int | None:
     return None
 
 
-def read_document(path: Path) -> LineDict:
-    """Parse one YAML file that must hold a mapping."""
+def read_text(path: Path) -> str:
+    """A workflow file's text, read up to :data:`MAX_FILE_BYTES`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"workflow file not found: {path}", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read workflow file {path}: {err}") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a directory, not a workflow file", hint="give the YAML file") from None
+    except OSError as err:
+        raise SpecError(f"cannot read workflow file {path}: {err.strerror or err}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(
+            f"workflow file {path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB",
+            hint="a workflow file is a YAML text of a few kilobytes; check the path",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # Says where, never what: the bytes of a file that is not YAML are its content.
+        raise SpecError(
+            f"cannot read workflow file {path}: not UTF-8 text (byte {err.start})",
+            hint="a workflow file is a UTF-8 YAML text",
+        ) from None
+
+
+def read_document(path: Path) -> LineDict:
+    """Parse one YAML file that must hold a mapping."""
+    text = read_text(path)
     data = load_yaml(text, file=str(path))
     if data is None:
         raise SpecError("the file is empty", file=str(path), hint="a workflow needs `steps:`")
@@ -62,7 +86,7 @@ def _check_keys(node: LineDict, allowed: tuple[str, ...], what: str, file: str) 
     for key in node:
         if key not in allowed:
             raise SpecError(
-                f"unknown {what} key '{key}'",
+                f"unknown {what} key {show_key(key)}",
                 file=file,
                 line=_line(node, key),
                 hint=_did_you_mean(key, allowed) or f"valid keys: {', '.join(allowed)}",
@@ -276,6 +300,7 @@ def check_references(
     """Names that must exist do: next targets, depends_on, flows; no depends_on cycle."""
     lines = lines or {}
     names = workflow.step_names
+    position = {name: i for i, name in enumerate(names)}
     known = set(names)
     for step in workflow.steps:
         where = lines.get(step.name)
@@ -287,7 +312,7 @@ def check_references(
                 hint=_did_you_mean(step.on_error.next, names),
             )
         target = step.on_error.next if step.on_error else None
-        if target and names.index(target) <= names.index(step.name):
+        if target and position[target] <= position[step.name]:
             # A jump back (or to itself) on failure could run the same steps forever.
             raise SpecError(
                 f"step '{step.name}': on_error next target '{target}' "
@@ -329,24 +354,30 @@ def check_references(
 
 
 def _check_cycles(workflow: Workflow, file: str | None, lines: dict[str, int | None]) -> None:
+    """A depends_on cycle is an error naming it; iterative, so a 20,000-step chain is fine."""
     deps = {s.name: list(s.depends_on) for s in workflow.steps}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in deps[name]:
+    for root in deps:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        pending: list[list[str]] = [list(reversed(deps[root]))]
+        while pending:
+            if not pending[-1]:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            dep = pending[-1].pop()
             if state.get(dep) == 1:
-                cycle = " -> ".join([*path[path.index(dep):], dep]) if dep in path else dep
+                cycle = " -> ".join([*path[path.index(dep):], dep])
                 raise SpecError(
                     f"depends_on cycle: {cycle}",
                     file=file,
-                    line=lines.get(name),
+                    line=lines.get(path[-1]),
                     hint="remove one of the dependencies",
                 )
-            if state.get(dep) is None:
-                visit(dep, [*path, dep])
-        state[name] = 2
-
-    for name in deps:
-        if state.get(name) is None:
-            visit(name, [name])
+            if dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(list(reversed(deps[dep])))

@@ -147,6 +147,11 @@ class Workflow(_Model):
         """The line where a step starts in the workflow file, when known."""
         return self._lines.get(step)
 
+    @property
+    def step_lines(self) -> dict[str, int | None]:
+        """Every step's line in the workflow file, when known (one lookup for many steps)."""
+        return self._lines
+
     def step(self, name: str) -> Step:
         """The step called ``name`` (KeyError if there is none)."""
         found = self._index.get(name)

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from ..exceptions import TemplateError, TemplateSyntaxProblem
+from . import limits
 from .engine import SINGLE_EXPR as _SINGLE_EXPR
 
 
@@ -64,8 +66,51 @@ def _tojson(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, default=str, ensure_ascii=False)
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``~`` joined by :func:`limits.bounded_concat`."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's name
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    """Our sandbox; the top-level undefined names the namespaces that exist."""
+    """Our sandbox: bounded operators, calls, loops and output (see :mod:`.limits`)."""
+
+    code_generator_class = _BoundedCodeGenerator
+    # Intercepted operators go through call_binop, and Jinja never folds them at compile
+    # time: `{{ 10 ** 1000000000 }}` would otherwise be computed by `validate`.
+    intercepted_binops = frozenset({"**", "*", "+", "%"})
+    bounded_concat = staticmethod(limits.bounded_concat)
+    counted = staticmethod(limits.counted)
+    # Compiled templates bind `concat = environment.concat` for their output, macros and blocks.
+    concat = staticmethod(limits.bounded_output)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limits.check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        limits.spend()
+        args = limits.check_method_call(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            limits.check_brace_format(value.__self__)
+        return wrapped
+
+    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
+                  defer_init: bool = False) -> str:
+        # Every {% for %} takes its items through `counted`, which charges the budget.
+        for loop in source.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.EnvironmentAttribute("counted"), [loop.iter], [], None, None,
+                                   lineno=loop.iter.lineno)
+        return super()._generate(source, name, filename, defer_init)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # `args.items`, `steps.x.result.keys`: in a workflow a key of that name is meant,
@@ -91,6 +136,8 @@ def _data_only(value: Any) -> Any:
         raise SecurityError(
             f"a template may yield data only, not a Python {type(value).__name__}"
         )
+    if isinstance(value, (list, tuple, dict, set)):
+        limits.check_text(value, "the template yields a value")
     return value
 
 
@@ -106,31 +153,81 @@ def _make_env() -> _Environment:
     env.filters["tojson"] = _tojson
     env.filters["basename"] = lambda p: os.path.basename(str(p))
     env.filters["dirname"] = lambda p: os.path.dirname(str(p))
+    env.filters = limits.bounded_filters(env.filters)
+    env.globals["lipsum"] = limits.bounded_lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
     return env
 
 
 ENV = _make_env()
 
+# Jinja's parser and Python's compiler recurse on nesting: 80 nested parentheses are
+# enough to exhaust them. Such a template is a syntax problem, reported like one.
+_TOO_DEEP = "the template nests too deeply (brackets, filters or blocks)"
+
+
+def _compile(compile_source: Any, source: str) -> Any:
+    try:
+        return compile_source(source)
+    except (RecursionError, MemoryError):
+        raise TemplateSyntaxError(_TOO_DEEP, 1) from None
+
+
 @lru_cache(maxsize=4096)
 def _compiled_text(source: str) -> Any:
-    return ENV.from_string(source)
+    return _compile(ENV.from_string, source)
 
 
 @lru_cache(maxsize=4096)
 def _compiled_expr(source: str) -> Any:
-    return ENV.compile_expression(source, undefined_to_none=False)
+    return _compile(lambda text: ENV.compile_expression(text, undefined_to_none=False), source)
+
+
+@lru_cache(maxsize=8192)
+def parse_tree(source: str) -> nodes.Template:
+    """Jinja's syntax tree of a template (cached: load and lint both read it)."""
+    try:
+        return ENV.parse(source)
+    except (RecursionError, MemoryError):
+        raise TemplateSyntaxError(_TOO_DEEP, 1) from None
+
+
+def _soft(tree: nodes.Template) -> set[int]:
+    """Filters and tests under a condition: Jinja looks those up when they run."""
+    soft: set[int] = set()
+    for branch in tree.find_all((nodes.If, nodes.CondExpr)):
+        if isinstance(branch, nodes.If):
+            parts: list[Any] = [*branch.body, *branch.elif_, *branch.else_]
+        else:
+            assert isinstance(branch, nodes.CondExpr)
+            parts = [branch.expr1, branch.expr2]
+        for part in parts:
+            if part is not None:
+                soft.update(id(n) for n in part.find_all((nodes.Filter, nodes.Test)))
+                if isinstance(part, (nodes.Filter, nodes.Test)):
+                    soft.add(id(part))
+    return soft
 
 
 def check_syntax(source: str) -> str | None:
-    """None when ``source`` parses as a template, else the problem in one line."""
+    """None when ``source`` parses as a template, else the problem in one line.
+
+    Parsing (not compiling) is what finds syntax errors; compiling costs several times
+    more, and would make checking a large workflow slow.  The one thing Jinja finds only
+    when it compiles, a filter or test nobody defined, is checked here on the tree.
+    """
     try:
-        match = _SINGLE_EXPR.match(source)
-        if match:
-            _compiled_expr(match.group("expr"))
-        else:
-            _compiled_text(source)
+        tree = parse_tree(source)
     except TemplateSyntaxError as err:
         return f"template syntax error: {err.message}"
+    soft: set[int] | None = None
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
+        if node.name in known:
+            continue
+        soft = _soft(tree) if soft is None else soft
+        if id(node) not in soft:
+            kind = "filter" if isinstance(node, nodes.Filter) else "test"
+            return f"template syntax error: no {kind} named '{node.name}'"
     return None
 
 
@@ -145,15 +242,21 @@ def _failure(source: str, err: Exception, namespaces: Mapping[str, Any]) -> Temp
         if "; it " not in message:
             message += f"; available names: {', '.join(sorted(namespaces))}"
         return TemplateError(f"{message} (in template {snippet!r})")
+    if isinstance(err, limits.TemplateLimitError):
+        return TemplateError(f"template refused: {err} (in {snippet!r})")
     if isinstance(err, SecurityError):
         return TemplateError(f"unsafe template refused by the sandbox: {err} (in {snippet!r})")
+    if isinstance(err, (RecursionError, MemoryError)):
+        return TemplateError(f"template failed: it recurses or nests too deeply (in {snippet!r})")
     return TemplateError(f"template failed: {type(err).__name__}: {err} (in {snippet!r})")
 
 
 def render_text(source: str, namespaces: Mapping[str, Any]) -> str:
     """Render ``source`` to text (the template task and `message` use this)."""
     try:
-        return str(_compiled_text(source).render(namespaces))
+        template = _compiled_text(source)
+        with limits.work_budget():
+            return str(template.render(namespaces))
     except TemplateSyntaxError as err:
         raise TemplateSyntaxProblem(f"template syntax error: {err.message}") from None
     except Exception as err:  # noqa: BLE001 - every render failure fails the step, one line
@@ -166,7 +269,9 @@ def render_string(source: str, namespaces: Mapping[str, Any]) -> Any:
     if match is None:
         return render_text(source, namespaces)
     try:
-        value = _data_only(_compiled_expr(match.group("expr"))(**namespaces))
+        expression = _compiled_expr(match.group("expr"))
+        with limits.work_budget():
+            value = _data_only(expression(**namespaces))
     except TemplateSyntaxError as err:
         raise TemplateSyntaxProblem(f"template syntax error: {err.message}") from None
     except Exception as err:  # noqa: BLE001

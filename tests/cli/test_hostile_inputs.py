@@ -1,0 +1,226 @@
+"""Small inputs that ask for a lot: each ends quickly, in little memory, with one line.
+
+Every payload runs ``yaml-workflow`` as a subprocess measured by ``os.wait4``: at most
+5 s of CPU and 200 MB peak memory; a load-time payload exits 2 with one ``error:`` line,
+a run-time one fails its step (exit 1) with a one-line reason.  ``validate`` of a
+20,000-step workflow takes at most 3 s of CPU.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support.measured import Measured, run_measured
+
+MAX_CPU = 5.0
+MAX_PEAK_MB = 200.0
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def assert_bounded(result: Measured) -> None:
+    assert result.cpu <= MAX_CPU, result.describe()
+    assert result.peak_mb <= MAX_PEAK_MB, result.describe()
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.describe()
+
+
+def assert_refused(result: Measured, *fragments: str) -> None:
+    """Exit 2, one `error:` line on stderr naming what was wrong."""
+    assert_bounded(result)
+    assert result.code == 2, result.describe()
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.describe()
+    for fragment in fragments:
+        assert fragment in lines[0], result.describe()
+
+
+def assert_step_failed(result: Measured, *fragments: str) -> None:
+    """Exit 1: the step failed, with a one-line reason."""
+    assert_bounded(result)
+    assert result.code == 1, result.describe()
+    fail_lines = [line for line in result.err.splitlines() if line.lstrip().startswith("FAIL")]
+    assert len(fail_lines) == 1, result.describe()
+    for fragment in fragments:
+        assert fragment in fail_lines[0], result.describe()
+
+
+# --- YAML aliases ---------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> list[str]:
+    """The lines of a "billion laughs": each anchor lists the previous one `width` times."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * width)}]")
+    return lines
+
+
+def bomb_workflow() -> str:
+    body = "\n".join("      " + line for line in alias_bomb())
+    return (f"params:\n  bomb:\n    default:\n{body}\n"
+            "steps:\n  - name: s\n    task: echo\n    inputs: {message: '{{ args.bomb }}'}\n")
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "visualize"])
+def test_an_alias_bomb_in_a_workflow_file_is_refused(tmp_path: Path, command: str) -> None:
+    wf = tmp_path / "bomb.yaml"
+    wf.write_text(bomb_workflow(), encoding="utf-8")
+    assert len(wf.read_bytes()) < 700  # a few hundred bytes that stand for 10**9 nodes
+    extra = ["--base-dir", str(tmp_path / "runs")] if command == "run" else []
+    result = run_measured([command, str(wf), *extra], cwd=tmp_path)
+    assert_refused(result, "aliases expand this document")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kind", ["object", "list"])
+def test_an_alias_bomb_in_a_param_value_is_refused(tmp_path: Path, kind: str) -> None:
+    wf = write(tmp_path / "wf.yaml", f"""
+        params:
+          p: {{type: {kind}}}
+        steps:
+          - name: s
+            task: echo
+            inputs: {{message: "{{{{ args.p }}}}"}}
+    """)
+    lines = alias_bomb()
+    value = "{" + ", ".join(lines) + "}" if kind == "object" else "[" + ", ".join(
+        line.split(": ", 1)[1] for line in lines) + "]"
+    assert len(value) < 500
+    result = run_measured(["run", str(wf), f"p={value}", "--base-dir", str(tmp_path / "runs")], cwd=tmp_path)
+    assert_refused(result, "parameter 'p'", "aliases expand")
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """
+        params:
+          loop:
+            default: &me [1, *me]
+        steps:
+          - {name: s, task: noop}
+    """)
+    assert_refused(run_measured(["validate", str(wf)], cwd=tmp_path), "aliases")
+
+
+def test_anchors_used_as_intended_still_load(tmp_path: Path) -> None:
+    # One anchor merged into 3,000 steps: aliases add far more than 10,000 nodes here, but
+    # no more than the file's own size allows.
+    steps = "\n".join(f"  - {{<<: *defaults, name: s{i}}}" for i in range(3000))
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("params:\n  d:\n    default: &defaults {task: echo, inputs: {message: hi, level: info}}\n"
+                  f"steps:\n{steps}\n", encoding="utf-8")
+    result = run_measured(["validate", str(wf)], cwd=tmp_path)
+    assert result.code == 0, result.describe()
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+HUGE = "9" * 100_000
+
+
+@pytest.mark.parametrize("where", ["file_default", "integer_param", "number_param", "object_param",
+                                   "list_param"])
+def test_a_100000_digit_number_is_one_line(tmp_path: Path, where: str) -> None:
+    default = f" default: {HUGE}" if where == "file_default" else ""
+    kind = {"file_default": "integer", "integer_param": "integer", "number_param": "number",
+            "object_param": "object", "list_param": "list"}[where]
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"params:\n  n: {{type: {kind},{default}}}\n"
+                  "steps:\n  - name: s\n    task: echo\n    inputs: {message: '{{ args.n }}'}\n", encoding="utf-8")
+    value = {"file_default": None, "integer_param": HUGE, "number_param": HUGE,
+             "object_param": "{a: " + HUGE + "}", "list_param": "[" + HUGE + "]"}[where]
+    argv = ["run", str(wf), "--base-dir", str(tmp_path / "runs"), "-q"]
+    if value is not None:
+        argv.append(f"n={value}")
+    result = run_measured(argv, cwd=tmp_path)
+    if where == "number_param":  # a float: read as a (huge) float, the run goes on
+        assert_bounded(result)
+        assert result.code == 0, result.describe()
+        return
+    assert_refused(result)
+    assert len(result.err) < 400, "the value is not echoed in full"
+
+
+# --- templates: folded at compile time, or built at run time --------------------------------
+
+RUN_TIME_PAYLOADS = {
+    "power": "x{{ 10 ** 1000000000 }}",
+    "power_alone": "{{ 10 ** 1000000000 }}",
+    "repeat": "{{ 'a' * 10**9 }}",
+    "repeat_literal": "{{ 'a' * 1000000000 }}",
+    "center": "{{ 'a' | center(10**9) }}",
+    "center_literal": "{{ 'a' | center(1000000000) }}",
+    "center_method": "{{ 'a'.center(10**9) }}",
+    "indent": "{{ 'a' | indent(10**9) }}",
+    "percent_width": "{{ '%0999999999d' % 1 }}",
+    "format_width": "{{ '{:>999999999}'.format(1) }}",
+    "format_filter": "{{ '%0999999999d' | format(1) }}",
+    "replace_chain": "{{ 'a' | replace('a', 'b' * 1000000) | replace('b', 'c' * 1000) }}",
+    "join_separator": "{{ range(100000) | join('x' * 1000000) }}",
+    "doubling": "{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+    "number_growth": "{% set ns = namespace(x=3) %}{% for i in range(64) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+    "nested_loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "output_size": "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+    "list_repeat": "{{ ([1] * 1000) * 1000000 }}",
+    "batch_fill": "{{ [1] | batch(1000000000, 'x') | list }}",
+    "lipsum": "{{ lipsum(1000000) }}",
+    "to_bytes": "{{ (1).to_bytes(1000000000, 'big') }}",
+    "macro_fork": "{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}{{ f() }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_TIME_PAYLOADS))
+def test_a_template_that_asks_for_too_much_fails_its_step(tmp_path: Path, name: str) -> None:
+    payload = RUN_TIME_PAYLOADS[name]
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"steps:\n  - name: greedy\n    task: echo\n    inputs:\n      message: {payload!r}\n",
+                  encoding="utf-8")
+    checked = run_measured(["validate", str(wf)], cwd=tmp_path)  # compiles nothing big
+    assert_bounded(checked)
+    assert checked.code == 0, checked.describe()
+    result = run_measured(["run", str(wf), "--base-dir", str(tmp_path / "runs")], cwd=tmp_path)
+    assert_step_failed(result, "greedy")
+
+
+def test_a_template_in_the_workflow_env_is_refused_before_any_step(tmp_path: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """
+        env:
+          BIG: "{{ 'a' * 10**9 }}"
+        steps:
+          - {name: s, task: noop}
+    """)
+    result = run_measured(["run", str(wf), "--base-dir", str(tmp_path / "runs")], cwd=tmp_path)
+    assert_refused(result, "env:", "refused")
+
+
+def test_80_nested_parentheses_are_a_syntax_error(tmp_path: Path) -> None:
+    deep = "{{ " + "(" * 80 + "1" + ")" * 80 + " }}"
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"steps:\n  - name: s\n    task: echo\n    inputs: {{message: {deep!r}}}\n", encoding="utf-8")
+    for command in (["validate", str(wf)], ["run", str(wf), "--base-dir", str(tmp_path / "runs")]):
+        assert_refused(run_measured(command, cwd=tmp_path), "nests too deeply")
+
+
+# --- validate is linear ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["sequence", "dag"])
+def test_validate_of_20000_steps_takes_at_most_3_seconds(tmp_path: Path, shape: str) -> None:
+    lines = ["name: big", "params:", "  who: {type: string, default: x}", "steps:"]
+    for i in range(20_000):
+        depends = f"\n    depends_on: [s{i - 1}]" if shape == "dag" and i else ""
+        previous = f"s{i - 1}" if i else "s1"
+        lines.append(f"  - name: s{i}\n    task: echo{depends}\n    inputs:\n"
+                     f"      message: \"{{{{ args.who }}}} {{{{ steps.{previous}.result }}}} {i}\"")
+    wf = tmp_path / "big.yaml"
+    wf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_measured(["validate", str(wf)], cwd=tmp_path)
+    assert result.code == 0 and "VALID" in result.out, result.describe()
+    # CPU time, not wall time: the machine may be busy with other tests.
+    assert result.cpu <= 3.0, result.describe()
+    assert result.err.count("warning:") == 1  # s0 reads s1, which runs after it
