@@ -20,9 +20,12 @@ def create_app(name: str = "yaml_workflow", config_object: Any = None) -> Celery
         app.conf.update(config.settings())
     else:
         app.config_from_object(config_object)
+    from .dispatch import CHUNK_TASK, STEP_TASK
+    from .malformed import guard
     from .tasks import register
 
     register(app)
+    guard(app, (STEP_TASK, CHUNK_TASK))  # a malformed message is one log line, never a crash
     return app
 
 
