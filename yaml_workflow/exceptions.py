@@ -7,6 +7,7 @@ base class so callers can catch by layer.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 EXIT_OK = 0
@@ -14,6 +15,29 @@ EXIT_FAILED = 1  # the workflow ran and a step failed that nothing handled
 EXIT_REFUSED = 2  # refused before any step ran: usage, load, params, state, resume
 EXIT_UNREACHABLE = 3  # broker or store cannot be reached
 EXIT_WAIT_TIMEOUT = 4  # submit --wait --timeout ran out
+
+
+# Characters that reorder the text around them on a terminal (a name could read backwards).
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``), so that a value a
+    user or a step supplied cannot move the cursor, retitle or clear the terminal, or turn
+    the line around when an error line prints it."""
+    if text.isprintable():
+        return text
+    return "".join(
+        _escape(char)
+        if char != "\t" and (unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS)
+        else char
+        for char in text
+    )
 
 
 class WorkflowError(Exception):
@@ -31,8 +55,9 @@ class WorkflowError(Exception):
         text = self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        # Every kind of line break (\r, \u2028... from user text too) keeps it one line.
-        return " ".join(text.splitlines())
+        # Every kind of line break (\r, \u2028... from user text too) keeps it one line,
+        # and an escape sequence in a value is shown, not obeyed, by the terminal.
+        return printable(" ".join(text.splitlines()))
 
 
 class UsageError(WorkflowError):

@@ -8,12 +8,16 @@ a run-time one fails its step (exit 1) with a one-line reason.  ``validate`` of 
 
 from __future__ import annotations
 
+import os
+import re
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support.measured import Measured, run_measured
+from tests.support.redis_server import RedisServer
 
 MAX_CPU = 5.0
 MAX_PEAK_MB = 200.0
@@ -224,3 +228,138 @@ def test_validate_of_20000_steps_takes_at_most_3_seconds(tmp_path: Path, shape: 
     # CPU time, not wall time: the machine may be busy with other tests.
     assert result.cpu <= 3.0, result.describe()
     assert result.err.count("warning:") == 1  # s0 reads s1, which runs after it
+
+
+# --- files that are not workflows -----------------------------------------------------------
+
+NOT_YAML = {
+    "shadow": "root:$y$j9T$Q8fakeHashOfTheRootPassword:19000:0:99999:7:::\n"
+              "daemon:*:19000:0:99999:7:::\n",
+    "env_file": "DB_PASSWORD=hunter2-not-a-key\nAPI_TOKEN=tok-1234567890\n",
+    "binary": "\x00\x01\x02ELF-ish binary content\x00",
+    "alias_like": "*secretAliasName and more\n",
+    "tagged": "!secretTagName value\n",
+    "ini": "[section]\npassword = s3cr3t-value\n",
+}
+
+
+def _fragments(text: str) -> list[str]:
+    """Pieces of a file's content that must not appear in an error about it."""
+    return [part for part in re.split(r"[\s:=*!\[\]$]+", text) if len(part) >= 4]
+
+
+@pytest.mark.parametrize("name", sorted(NOT_YAML))
+def test_importing_a_file_that_is_not_yaml_never_echoes_its_content(tmp_path: Path, name: str) -> None:
+    target = tmp_path / f"{name}.txt"
+    target.write_bytes(NOT_YAML[name].encode("utf-8"))
+    wf = write(tmp_path / "wf.yaml", f"""
+        imports: ["{target}"]
+        steps:
+          - {{name: s, task: noop}}
+    """)
+    for command in ("validate", "run"):
+        result = run_measured([command, str(wf), "--base-dir", str(tmp_path / "runs")]
+                              if command == "run" else [command, str(wf)], cwd=tmp_path)
+        assert_refused(result)
+        leaked = [part for part in _fragments(NOT_YAML[name]) if part in result.err and part not in str(target)]
+        assert not leaked, (leaked, result.err)
+
+
+@pytest.mark.skipif(not os.access("/etc/shadow", os.R_OK), reason="/etc/shadow is not readable here")
+def test_importing_etc_shadow_never_echoes_it(tmp_path: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """
+        imports: ["/etc/shadow"]
+        steps:
+          - {name: s, task: noop}
+    """)
+    result = run_measured(["validate", str(wf)], cwd=tmp_path)
+    assert_refused(result)
+    content = Path("/etc/shadow").read_text(errors="replace")
+    leaked = [part for part in _fragments(content) if part in result.err and part not in str(wf)]
+    assert not leaked, (leaked, result.err)
+
+
+def test_dev_zero_as_the_workflow_file_is_refused(tmp_path: Path) -> None:
+    for command in (["validate", "/dev/zero"], ["run", "/dev/zero", "--base-dir", str(tmp_path / "runs")]):
+        assert_refused(run_measured(command, cwd=tmp_path), "larger than")
+    assert not (tmp_path / "runs").exists()
+
+
+# --- run ids, --output, --timeout ----------------------------------------------------------
+
+LONG_ID = "a" * 5000
+
+
+@pytest.mark.parametrize("command", [["status"], ["logs"], ["cancel"], ["retry", "--step", "x"],
+                                     ["skip", "--step", "x"], ["submit", "--resume"]])
+def test_a_5000_character_run_id_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    argv = [*command[:1], LONG_ID, *command[1:]] if command[0] != "submit" else [*command, LONG_ID]
+    result = run_measured(argv, cwd=tmp_path)
+    assert_refused(result, "5,000 characters")
+
+
+def _tiny_workflow(tmp_path: Path) -> Path:
+    return write(tmp_path / "wf.yaml", """
+        steps:
+          - {name: s, task: echo, inputs: {message: hi}}
+    """)
+
+
+@pytest.mark.parametrize("target", ["directory", "/dev/full"])
+def test_output_to_a_directory_or_dev_full_is_refused_before_the_run(tmp_path: Path, target: str) -> None:
+    output = str(tmp_path) if target == "directory" else target
+    wf = _tiny_workflow(tmp_path)
+    for command in ("run", "submit"):
+        argv = [command, str(wf), "--output", output, "--base-dir", str(tmp_path / "runs")]
+        result = run_measured(argv, cwd=tmp_path)
+        assert_refused(result, "--output")
+    assert not (tmp_path / "runs").exists(), "a step ran"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0", "-inf", "soon"])
+def test_submit_wait_timeout_must_be_a_positive_number_and_nothing_is_enqueued(
+    tmp_path: Path, redis_server: RedisServer, timeout: str
+) -> None:
+    import redis
+
+    prefix = f"ywfto{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "YAML_WORKFLOW_BROKER_URL": redis_server.url,
+           "YAML_WORKFLOW_STATE_URL": redis_server.url, "YAML_WORKFLOW_KEY_PREFIX": prefix}
+    client = redis.Redis.from_url(redis_server.url)
+    before = client.llen("celery")
+    wf = _tiny_workflow(tmp_path)
+    result = run_measured(["submit", str(wf), "--wait", "--timeout", timeout,
+                           "--base-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env)
+    assert_refused(result, "--timeout")
+    assert client.llen("celery") == before, "a message was enqueued"
+    assert not list(client.scan_iter(match=f"{prefix}:*")), "a run was created"
+    assert not (tmp_path / "runs").exists()
+    client.close()
+
+
+# --- control characters in values reach the terminal escaped --------------------------------
+
+ESCAPES = "\x1b]0;pwned-title\x07\x1b[2J\x1b[31mred\u202eevil\x9b"
+
+
+def test_escape_sequences_in_values_are_shown_not_obeyed(tmp_path: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """
+        params:
+          x: {type: string}
+          n: {type: integer, default: 1}
+        steps:
+          - {name: boom, task: fail, inputs: {message: "failed with {{ args.x }}"}}
+    """)
+    failed = run_measured(["run", str(wf), f"x={ESCAPES}", "--base-dir", str(tmp_path / "runs")], cwd=tmp_path)
+    assert failed.code == 1, failed.describe()
+    refused = run_measured(["run", str(wf), f"n={ESCAPES}", "--base-dir", str(tmp_path / "r2")], cwd=tmp_path)
+    assert_refused(refused, "parameter 'n'")
+    bad_flag = run_measured(["run", str(wf), "--flow", ESCAPES], cwd=tmp_path)
+    assert bad_flag.code == 2, bad_flag.describe()
+    for result in (failed, refused, bad_flag):
+        for char in ("\x1b", "\x07", "\u202e", "\x9b"):
+            assert char not in result.err, (char, result.err)
+    fail_line = next(line for line in failed.err.splitlines() if "FAIL" in line)
+    assert "\\x1b]0;pwned-title\\x07" in fail_line and "\\u202e" in fail_line, fail_line
+    assert "\\x1b" in refused.err or "not shown" in refused.err or "..." in refused.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -10,8 +11,19 @@ from typing import Any
 
 from ..exceptions import EXIT_FAILED, EXIT_OK, UsageError, WaitTimeout
 from .live import make_observer
-from .output import dump, print_result
+from .output import check_output_target, dump, print_result
 from .run_cmd import add_run_flags, check_resume_flags, collect_params
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero (not nan, inf or -1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a number of seconds above 0")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -23,7 +35,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="continue a failed, cancelled or stalled run on the fleet")
     parser.add_argument("--wait", action="store_true", help="follow the run and exit with its outcome")
-    parser.add_argument("--timeout", type=float, metavar="S", help="with --wait: stop waiting after S seconds (exit 4)")
+    parser.add_argument("--timeout", type=positive_seconds, metavar="S",
+                        help="with --wait: stop waiting after S seconds (exit 4)")
     parser.add_argument("--queue", metavar="Q", help="the Celery queue of the run's steps (a step's `queue` wins)")
     parser.add_argument("--no-export-env", action="store_true",
                         help="do not pass this environment to the run (workers use their own)")
@@ -48,10 +61,12 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     from ..executors.celery.follow import follow_run
     from ..executors.celery.submit import submit_run
 
+    # Every flag is checked before anything is created or enqueued.
     params = collect_params(args, extra)
     check_resume_flags(args, bool(args.resume))
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout needs --wait")
+    check_output_target(args.output)
     if args.resume:
         return _resume(args, params)
     if args.workflow is None:
@@ -98,7 +113,9 @@ def _resume(args: argparse.Namespace, params: dict[str, str]) -> int:
     """`submit --resume RUN_ID`: the run holds its workflow; a file given is compared."""
     from ..engine.load import load_workflow
     from ..executors.celery.submit import resume_fleet_run
+    from ..state.locate import check_run_reference
 
+    check_run_reference(args.resume)
     for flag in ("flow", "skip_steps", "queue"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} is the run's own on --resume",

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ..exceptions import EXIT_FAILED, EXIT_REFUSED, WorkflowError
+from ..exceptions import EXIT_FAILED, EXIT_REFUSED, WorkflowError, printable
 
 # Command modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        message = " ".join(message.splitlines())  # user text may hold \r or \u2028: one line
+        message = printable(" ".join(message.splitlines()))  # user text may hold \r, \u2028, \x1b
         self.exit(EXIT_REFUSED, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
@@ -96,8 +96,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the last line of defence: never a raw traceback
         if debug:
             raise
+        text = printable(" ".join(str(err).splitlines()))
         print(
-            f"error: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
+            f"error: internal error: {type(err).__name__}: {text} (run with --debug for the traceback)",
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..engine.request import RunResult
+from ..exceptions import UsageError, printable
 
 FORMATS = ("text", "json", "yaml")
 
@@ -22,8 +24,8 @@ def dump(document: Any, fmt: str) -> str:
 
 
 def short(value: Any, limit: int = 120) -> str:
-    """One line of at most ``limit`` characters."""
-    text = " ".join(str(value).split())
+    """One line of at most ``limit`` characters, control characters shown as escapes."""
+    text = printable(" ".join(str(value).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -35,7 +37,7 @@ def format_step(event: dict[str, Any]) -> str | None:
     if status == "failed":
         return f"  FAIL  {name}: {short(event.get('error_message') or event.get('error'), 300)}"
     if status == "skipped":
-        return f"  skip  {name}: {event.get('reason')}"
+        return f"  skip  {name}: {short(event.get('reason'), 300)}"
     if status == "retrying":
         return (f"  retry {name} attempt {event.get('attempt')}/{event.get('max_attempts')} "
                 f"failed, next in {event.get('next_delay', 0):.1f}s: {short(event.get('error'))}")
@@ -77,6 +79,28 @@ class StepPrinter:
             print(line, file=self.stream, flush=True)
 
 
+def check_output_target(output: str | None) -> None:
+    """Refuse an --output that cannot take the result, before anything runs: a folder, a
+    device or pipe (/dev/full), a missing folder, a file we may not write."""
+    if not output:
+        return
+    path = Path(output)
+    try:
+        if path.is_dir():
+            raise UsageError(f"--output {output} is a directory", hint="give a file name")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"--output {output} is not a regular file",
+                             hint="write the result to a file (stdout: --format json)")
+        folder = path.absolute().parent
+        if not folder.is_dir():
+            raise UsageError(f"--output {output}: its folder does not exist",
+                             hint="create the folder, or write the result elsewhere")
+        if not os.access(path if path.exists() else folder, os.W_OK):
+            raise UsageError(f"--output {output}: not writable", hint="write the result elsewhere")
+    except OSError as err:  # a name too long, a loop of links
+        raise UsageError(f"--output {short(output, 80)}: {err.strerror or err}") from None
+
+
 def print_result(result: RunResult, fmt: str, output: str | None = None) -> None:
     """The run's outcome: a summary line, or the JSON/YAML document on stdout only."""
     if fmt in ("json", "yaml"):
@@ -90,6 +114,10 @@ def print_result(result: RunResult, fmt: str, output: str | None = None) -> None
             where = f" at step '{result.failed_step}'" if result.failed_step else ""
             text = (f"Workflow '{result.workflow}' {result.status}{where}: {result.error} "
                     f"(run {result.run_id}, workspace {result.workspace})\n")
-            sys.stderr.write(f"error: {text}")
+            sys.stderr.write(f"error: {printable(text.rstrip())}\n")
     if output:
-        Path(output).write_text(text if fmt != "text" else dump(result.to_json(), "json"), encoding="utf-8")
+        try:
+            Path(output).write_text(text if fmt != "text" else dump(result.to_json(), "json"), encoding="utf-8")
+        except OSError as err:  # the disk filled up while the run ran
+            raise UsageError(f"cannot write the result to {output}: {err.strerror or err}",
+                             hint=f"the run itself ended {result.status} (run {result.run_id})") from None

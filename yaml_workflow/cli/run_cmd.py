@@ -10,7 +10,7 @@ from typing import Any
 from ..exceptions import EXIT_FAILED, EXIT_OK, ParamError, UsageError
 from ..spec.params import parse_assignments
 from .live import make_observer
-from .output import FORMATS, print_result
+from .output import FORMATS, check_output_target, print_result
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +69,7 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
 
     params = collect_params(args, extra)
     check_resume_flags(args, args.resume)
-    if args.output and not Path(args.output).absolute().parent.is_dir():
-        raise UsageError(f"--output {args.output}: its folder does not exist",
-                         hint="create the folder, or write the result elsewhere")
+    check_output_target(args.output)
     if args.workflow is None and not (args.resume and args.workspace):
         raise UsageError("run needs a workflow file", hint="yaml-workflow run WORKFLOW.yaml [k=v ...]")
     workflow = load_workflow(args.workflow) if args.workflow is not None else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import RunNotFound
+from ..exceptions import RunNotFound, UsageError
 from .mirror import JOURNAL_DIR, STATE_FILE, read_state
 from .store import Store, default_state_url, open_store
 from .stores.json_file import JsonFileStore, default_root, find_run_workspace
@@ -30,8 +30,31 @@ class LocatedRun:
     lost_by_store: bool = False
 
 
+# A run id is 16 hex digits, a workspace path at most PATH_MAX (4096 bytes on Linux).
+MAX_RUN_REFERENCE = 4096
+
+
+def check_run_reference(run: str) -> None:
+    """Refuse what cannot be a run id or a workspace path (too long, a NUL byte, empty)."""
+    if not run:
+        problem = "an empty name"
+    elif len(run) > MAX_RUN_REFERENCE:
+        problem = f"a name of {len(run):,} characters"
+    elif "\x00" in run:
+        problem = "a name with a NUL byte in it"
+    else:
+        return
+    raise UsageError(
+        f"{problem} is neither a run id nor a workspace path",
+        hint="give a run id (16 hex digits, from `yaml-workflow runs`) or a workspace path",
+    )
+
+
 def _is_workspace(path: Path) -> bool:
-    return (path / STATE_FILE).is_file() or (path / JOURNAL_DIR).is_dir()
+    try:
+        return (path / STATE_FILE).is_file() or (path / JOURNAL_DIR).is_dir()
+    except OSError:  # a name too long for the file system: not a workspace
+        return False
 
 
 def workspace_roots(extra: list[Path] | None = None) -> list[Path]:
@@ -46,6 +69,7 @@ def workspace_roots(extra: list[Path] | None = None) -> list[Path]:
 
 def locate_run(run: str, *, state_url: str | None = None, roots: list[Path] | None = None) -> LocatedRun:
     """The run named by ``run`` (an id or a workspace path); RunNotFound when nowhere."""
+    check_run_reference(run)
     url = state_url or default_state_url()
     path = Path(run)
     if _is_workspace(path):
