@@ -223,8 +223,11 @@ def test_select_is_pure() -> None:
                entry("d", "running", 40, live=True), entry("e", "unknown", 40), entry("f", "failed", 40, run_id="x")]
     chosen = select(entries, older_than=30 * DAY, now=now)
     assert [e.name for e in chosen.remove] == ["a", "c", "f"] and chosen.kept == []
-    chosen = select(entries, older_than=30 * DAY, statuses=["running", "unknown"], now=now)
-    assert [e.name for e in chosen.remove] == ["e"] and [e.name for e, _ in chosen.kept] == ["d"]
+    chosen = select(entries, older_than=30 * DAY, statuses=["running"], now=now)
+    assert [e.name for e in chosen.remove] == [] and [e.name for e, _ in chosen.kept] == ["d"]
+    # A workspace whose state cannot be read is no run by our record: never selectable.
+    with pytest.raises(UsageError, match="state cannot be read"):
+        select(entries, statuses=["running", "unknown"], now=now)
     assert [e.name for e in select(entries, run_ids=["x"], now=now).remove] == ["f"]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -180,6 +181,29 @@ class TestStoreContract:
             store.load("drop")
         assert [r["workflow_id"] for r in store.list_runs()] == ["keep"]
         assert store.load("keep")["execution_state"]["step_outputs"]["a"]["result"] == "keep"
+
+    def test_purge_run_and_recorded_workspace(self, store: Store, tmp_path: Path) -> None:
+        # what `clean` asks of every store: where a run's record says it lives, and to forget
+        # it with everything kept beside it; never another run, whatever the id looks like
+        for run_id in ("keep", "drop", "dro"):
+            store.create_run(header(tmp_path, run_id, time.time()))
+        recorded = store.recorded_workspace("drop")
+        assert recorded is not None and Path(recorded).name == "drop"
+        assert store.recorded_workspace("nowhere") is None
+        assert store.still_running("drop") is None
+        client = redis.Redis.from_url(store.url, decode_responses=True) if isinstance(store, RedisStore) else None
+        if isinstance(store, RedisStore) and client is not None:  # the fleet's keys live beside the run's
+            for run_id in ("drop", "dro"):
+                client.set(store.fleet_key(run_id, "spec"), "{}")
+        store.purge_run("drop")
+        assert not store.exists("drop") and store.recorded_workspace("drop") is None
+        if isinstance(store, RedisStore) and client is not None:
+            store.purge_run("*")  # a glob matches nothing but itself
+            store.purge_run("dro?")
+            assert client.get(store.fleet_key("drop", "spec")) is None
+            assert client.get(store.fleet_key("dro", "spec")) == "{}"
+            client.close()
+        assert sorted(r["workflow_id"] for r in store.list_runs()) == ["dro", "keep"]
 
     def test_restore_run_recreates_the_whole_document(self, store: Store, tmp_path: Path) -> None:
         # given a document with every part filled in (including a retry entry of a failed step)

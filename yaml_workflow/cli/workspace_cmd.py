@@ -13,14 +13,15 @@ from typing import Any
 from ..exceptions import EXIT_OK, EXIT_REFUSED, RunNotFound, UsageError, WorkflowError
 from ..state.cleanup import (
     RunEntry,
+    check_statuses,
     inspect_workspace,
     is_workspace,
     parse_age,
     remove_workspace,
     scan_workspaces,
-    select,
 )
 from ..state.document import RUNNING
+from ..state.run_removal import clean_runs, records_store
 from .output import dump
 
 
@@ -124,79 +125,24 @@ def handle_clean(args: argparse.Namespace) -> int:
     run_ids = getattr(args, "workflow_id", None) or []
     age = args.older_than if args.older_than is not None else (None if run_ids else "30d")
     older_than = parse_age(age) if age is not None else None
+    check_statuses(args.status)  # a bad --status is refused before anything is read
     now = time.time()
-    chosen = select(scan_workspaces(args.base_dir), older_than=older_than,
-                    statuses=args.status, run_ids=run_ids, now=now)
-    store = _records_store()
+    report = clean_runs(scan_workspaces(args.base_dir), older_than=older_than, statuses=args.status,
+                        run_ids=run_ids, store=records_store(), dry_run=args.dry_run, now=now)
     verb = "would remove" if args.dry_run else "removed"
-    freed, failures, count = 0, 0, 0
-    kept = list(chosen.kept)
-    for entry in chosen.remove:
-        # The workspace's lease file is not the only sign of life: a run recorded in Redis
-        # holds its lease there, and a fleet run has no lease at all while its steps are
-        # queued or running on workers (--status running must not take those either).
-        reason = _running_in_store(store, entry.run_id)
-        if reason:
-            kept.append((entry, reason))
-            continue
-        if not args.dry_run:
-            try:
-                # --status running asked for interrupted runs by name: that is the force.
-                remove_workspace(entry, force=True)
-                if store is not None and entry.run_id:
-                    store.delete_run(entry.run_id)
-                    _delete_fleet_keys(store.url, entry.run_id)
-            except (WorkflowError, OSError) as err:
-                failures += 1
-                text = err.one_line() if isinstance(err, WorkflowError) else str(err)
-                print(f"error: {text}", file=sys.stderr)
-                continue
-        freed += entry.size
-        count += 1
+    removed = report.of("removed")
+    for decision in report.of("failed"):
+        print(f"error: {decision.reason}", file=sys.stderr)
+    for decision in removed:
+        entry = decision.entry
+        note = f"; {decision.records}" if decision.records else ""
         print(f"{verb} {entry.path} ({_status_of(entry)}, {human_age(now - entry.updated)} old, "
-              f"{human_size(entry.size)})")
-    for entry, reason in kept:
-        print(f"kept {entry.path}: {reason}")
-    print(f"{verb} {count} workspace(s), {human_size(freed)}"
+              f"{human_size(entry.size)}{note})")
+    for decision in report.of("kept"):
+        print(f"kept {decision.entry.path}: {decision.reason}")
+    print(f"{verb} {len(removed)} workspace(s), {human_size(sum(d.entry.size for d in removed))}"
           + (" (dry run: nothing removed)" if args.dry_run else ""))
-    return EXIT_REFUSED if failures else EXIT_OK
-
-
-def _records_store() -> Any:
-    """The Redis store whose keys go with the workspaces, when one is configured."""
-    from ..state.store import default_state_url, open_store
-
-    url = default_state_url()
-    if not url or url.startswith(("file:", "memory:")):
-        return None
-    return open_store(url)
-
-
-def _running_in_store(store: Any, run_id: str | None) -> str | None:
-    """Why the store says the run is still running (None when it does not)."""
-    if store is None or not run_id:
-        return None
-    from ..state.store import lease_is_live
-
-    if lease_is_live(store.lease_holder(run_id)):
-        return "still running (its lease in the store is live)"
-    try:
-        from ..executors.celery.fleet_state import FleetState
-    except ImportError:  # the fleet extra is not installed: no fleet runs
-        return None
-    fs = FleetState(store.url)
-    if fs.field(run_id, "status") == RUNNING and fs.status(run_id) == RUNNING:
-        return "still running on the fleet (cancel it first)"
-    return None
-
-
-def _delete_fleet_keys(url: str, run_id: str) -> None:
-    """The fleet's keys of a run (spec, counters, events, fan-outs) go with its records."""
-    try:
-        from ..executors.celery.fleet_state import FleetState
-    except ImportError:  # the fleet extra is not installed: there are none
-        return
-    FleetState(url).delete_run(run_id)
+    return EXIT_REFUSED if report.of("failed") else EXIT_OK
 
 
 def _resolve(

@@ -56,6 +56,8 @@ class RunEntry:
     size: int  # bytes on disk
     live: bool  # running, with a lease some process still renews
     problem: str | None = None  # why the state file could not be read
+    recorded_workspace: str | None = None  # the workspace the run's own state names
+    run_number: int | None = None
 
     @property
     def name(self) -> str:
@@ -122,8 +124,10 @@ def inspect_workspace(path: Path) -> RunEntry:
     updated = _parse_iso(doc.get("last_updated")) or _parse_iso(doc.get("start_time")) or mtime
     # Only a run that says it is running can have a writer to protect.
     live = status == RUNNING and lease_live(path)
+    run_number = doc.get("run_number")
     return RunEntry(path, doc.get("workflow_id"), doc.get("name"), status, updated,
-                    dir_size(path), live)
+                    dir_size(path), live, recorded_workspace=doc.get("workspace"),
+                    run_number=run_number if isinstance(run_number, int) else None)
 
 
 def scan_workspaces(base_dir: str | os.PathLike[str]) -> list[RunEntry]:
@@ -133,15 +137,24 @@ def scan_workspaces(base_dir: str | os.PathLike[str]) -> list[RunEntry]:
         entries = sorted(os.scandir(base), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [inspect_workspace(Path(e.path)) for e in entries if e.is_dir() and is_workspace(Path(e.path))]
+    # A link to a folder elsewhere is not a workspace of this base dir, whatever it holds.
+    return [inspect_workspace(Path(e.path)) for e in entries
+            if e.is_dir(follow_symlinks=False) and is_workspace(Path(e.path))]
 
 
 def check_statuses(statuses: Iterable[str]) -> set[str]:
-    """Validate ``--status`` values (comma-separated allowed)."""
+    """Validate ``--status`` values (comma-separated allowed): run statuses only."""
     wanted = {s.strip() for value in statuses for s in str(value).split(",") if s.strip()}
-    bad = sorted(wanted - set(RUN_STATUSES) - {UNKNOWN})
+    if UNKNOWN in wanted:
+        # A folder whose state cannot be read is not a run by our record: clean never takes it.
+        raise UsageError(
+            "clean never removes a workspace whose state cannot be read (status 'unknown')",
+            hint="look at it, then remove it by hand or with `yaml-workflow workspace remove PATH --force`",
+        )
+    bad = sorted(wanted - set(RUN_STATUSES))
     if bad:
-        raise UsageError(f"unknown run status '{bad[0]}'", hint=f"use one of: {', '.join(RUN_STATUSES)}")
+        shown = bad[0] if len(bad[0]) <= 40 else bad[0][:37] + "..."
+        raise UsageError(f"unknown run status {shown!r}", hint=f"use one of: {', '.join(RUN_STATUSES)}")
     return wanted
 
 
@@ -185,7 +198,8 @@ def select(
 
 
 def remove_workspace(entry: RunEntry, *, force: bool = False) -> None:
-    """Delete one workspace; refuse a live run always, an interrupted one without ``force``."""
+    """Delete one workspace; refuse a live run always, an interrupted one or one whose state
+    cannot be read without ``force``."""
     # Look again right before deleting: the run may have been resumed since the scan.
     if lease_live(entry.path):
         raise LeaseHeld(
@@ -197,4 +211,11 @@ def remove_workspace(entry: RunEntry, *, force: bool = False) -> None:
             f"workspace {entry.path} holds an interrupted run that can still be resumed",
             hint="pass --force to remove it anyway",
         )
+    if entry.status == UNKNOWN and not force:
+        raise UsageError(
+            f"{entry.path}: its state cannot be read, so it may not be a run workspace",
+            hint="look at it; pass --force to remove it anyway",
+        )
+    if entry.path.is_symlink():
+        raise UsageError(f"{entry.path} is a link, not a workspace", hint="remove the link by hand")
     shutil.rmtree(entry.path)

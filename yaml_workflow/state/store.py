@@ -77,6 +77,26 @@ class Store(abc.ABC):
     def delete_run(self, run_id: str) -> None:
         """Forget a run (its workspace files are the caller's business)."""
 
+    def purge_run(self, run_id: str) -> None:
+        """Forget a run and everything kept with it (in Redis: the fleet's keys too)."""
+        self.delete_run(run_id)
+
+    def recorded_workspace(self, run_id: str) -> str | None:
+        """The workspace the store's record of the run names (None: no record of it)."""
+        from ..exceptions import RunNotFound
+
+        try:
+            workspace = self.load(run_id).get("workspace")
+        except RunNotFound:
+            return None
+        return str(workspace) if workspace else None
+
+    def still_running(self, run_id: str) -> str | None:
+        """Why the store says the run is still running (a live lease), or None."""
+        if lease_is_live(self.lease_holder(run_id)):
+            return "still running (its lease in the store is live)"
+        return None
+
     @abc.abstractmethod
     def acquire_lease(self, run_id: str, lease: Lease) -> Lease | None:
         """Take the run's lease; None on success, else the live holder."""

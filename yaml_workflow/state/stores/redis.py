@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlparse, urlunparse
 
 from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
-from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
+from ..document import CANCELLED, COMPLETED, FINISHED, RUNNING, SKIPPED, new_document
 from ..store import Lease, Store, lease_is_live
 from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
 
@@ -80,6 +81,14 @@ def safe_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}@" if parts.username else ""
     return urlunparse(parts._replace(netloc=f"{user}{host}"))
+
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a Redis SCAN MATCH pattern that matches only itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 class RedisStore(Store):
@@ -227,6 +236,54 @@ class RedisStore(Store):
             pipe.zrem(self.index_key, run_id)
 
         self._transaction(queue)
+
+    # --- what `clean` asks (the fleet keeps its own keys beside the run's) --------------
+
+    def fleet_key(self, run_id: str, name: str) -> str:
+        """A key the fleet keeps for the run: ``P:run:<id>:fleet``, ``:spec``, ``:events``..."""
+        return f"{self.keys(run_id).run}:{name}"
+
+    def purge_run(self, run_id: str) -> None:
+        """Every key of the run (``P:run:<id>`` and ``P:run:<id>:*``: the store's and the
+        fleet's) and its entry in the index.  Glob characters in the id are escaped, so a
+        forged id such as ``*`` names no other run's keys."""
+        pattern = glob_escape(self.keys(run_id).run) + ":*"
+        found = self._call(lambda: list(self._r.scan_iter(match=pattern, count=1000)))
+        keys = self.keys(run_id)
+
+        def queue(pipe: Any) -> None:
+            pipe.delete(*keys.data, keys.lease, *found)
+            pipe.zrem(self.index_key, run_id)
+
+        self._transaction(queue)
+
+    def recorded_workspace(self, run_id: str) -> str | None:
+        """The workspace in the run's hash, else in the fleet's compiled spec."""
+        workspace = self._call(lambda: self._r.hget(self.keys(run_id).run, "workspace"))
+        if workspace:
+            return str(workspace)
+        spec = self._call(lambda: self._r.get(self.fleet_key(run_id, "spec")))
+        try:
+            found = json.loads(spec).get("workspace") if spec else None
+        except (ValueError, AttributeError):
+            return None
+        return str(found) if found else None
+
+    def still_running(self, run_id: str) -> str | None:
+        """A live lease, or a fleet run whose steps are queued or running on workers (a
+        fleet run holds no lease while its steps wait in the queue)."""
+        reason = super().still_running(run_id)
+        if reason:
+            return reason
+
+        def queue(pipe: Any) -> None:
+            pipe.hget(self.fleet_key(run_id, "fleet"), "status")
+            pipe.hget(self.keys(run_id).run, "status")
+
+        fleet_status, run_status = self._transaction(queue)
+        if fleet_status == RUNNING and run_status != CANCELLED:
+            return "still running on the fleet (cancel it first)"
+        return None
 
     def flush(self, run_id: str) -> None:
         """Nothing is buffered; a completed or cancelled run gets the retention TTL if set.
