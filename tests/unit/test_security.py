@@ -456,3 +456,70 @@ def test_a_secret_is_masked_in_every_trace_of_a_run(
     records = state["execution_state"]["step_outputs"]
     assert "***" in records["shell_fails"]["error_message"] and "***" in records["code_fails"]["error"]
     assert state["params"]["label"] == "***"
+
+
+# --- (e) masking is for data: never our ids, names, statuses or paths; short secrets refused ---
+
+
+@pytest.mark.parametrize("secret", ["q7z", "x9y", "ted", "12345", "a b c"])
+def test_a_secret_shorter_than_6_characters_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("YWF_SHORT", secret)
+    wf = write(tmp_path / "wf.yaml", """
+        secrets: [YWF_SHORT]
+        steps:
+          - {name: s, task: echo, inputs: {message: hi}}
+    """)
+    for extra in ([], ["--dry-run"]):
+        code, out, err = cli("run", str(wf), "--base-dir", str(tmp_path / "runs"), *extra)
+        assert code == 2, (extra, err)
+        assert err.count("\n") == 1 and "YWF_SHORT" in err and "shorter than 6" in err, err
+        assert secret not in err.replace("YWF_SHORT", "")
+    assert not (tmp_path / "runs").exists()
+
+
+CONTROL_WORDS = ["completed", "running", "failed", "fetch_data", "review-sec"]
+
+
+@pytest.mark.parametrize("secret", CONTROL_WORDS)
+def test_masking_never_touches_ids_names_statuses_or_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    # A secret equal to a status, a step name or a piece of the workspace's path: data
+    # holding it is masked, our own fields are not.
+    monkeypatch.setenv("YWF_WORD", secret)
+    base = tmp_path / "review-sec" / "runs"
+    wf = write(tmp_path / "wf.yaml", """
+        name: review-sec
+        secrets: [YWF_WORD]
+        steps:
+          - name: fetch_data
+            task: echo
+            inputs: {message: "said {{ env.YWF_WORD }}"}
+          - name: running
+            task: python_code
+            inputs:
+              code: |
+                result = {env["YWF_WORD"]: "key", "workspace": workspace}
+          - name: last
+            task: noop
+    """)
+    code, out, err = cli("run", str(wf), "--base-dir", str(base), "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    workspace = Path(result["workspace"])
+    assert workspace.parent == base and workspace.is_dir(), result["workspace"]
+    assert result["run_status"] == "completed"
+    assert result["outputs"]["fetch_data"] == "said ***"
+    assert list(result["outputs"]["running"]) == ["***", "workspace"]  # the key is data
+    state = json.loads((workspace / STATE_FILE).read_text())
+    assert state["status"] == state["execution_state"]["status"] == "completed"
+    assert state["workspace"] == str(workspace) and state["name"] == "review-sec"
+    records = state["execution_state"]["step_outputs"]
+    assert list(records) == ["fetch_data", "running", "last"]
+    assert all(r["status"] == "completed" for r in records.values()), records
+    assert not [p for p in tmp_path.rglob("*") if "***" in p.name]  # nothing under a masked path
+    # and every command that reads the run still finds it
+    code, out, err = cli("status", str(workspace), "--format", "json")
+    assert code == 0 and json.loads(out)["status"] == "completed", err

@@ -119,9 +119,10 @@ class RunContext:
     # --- recording -------------------------------------------------------------------
 
     def record(self, event: dict[str, Any]) -> None:
-        """Record a transition (masked) and tell the observer."""
+        """Record a transition (its data masked, its ids, names and statuses not) and tell
+        the observer."""
         if self.masker:
-            event = self.masker.value(event)
+            event = self.masker.event(event)
         self.recorder.record(event)
         if event.get("t") == "step" and _worth_logging(event):
             append_step_log(self.workspace, event)

@@ -1,16 +1,36 @@
-"""Secrets: checked before anything runs, masked wherever a value could leave the process."""
+"""Secrets: checked before anything runs, masked wherever a value could leave the process.
+
+:class:`Masker` replaces a declared secret's value with ``***`` in *data* — step
+results and errors, messages, logs, params, variables — and never in what is ours: run
+ids, step names, statuses, paths, times, counts (:meth:`Masker.event` knows which fields
+of a transition are which).  In data it catches:
+
+- the value itself, anywhere inside a text, a dictionary key or a list;
+- the escaped forms our own serialisers write: JSON (``tojson``, the state file, Redis),
+  JSON inside JSON, Python's ``repr`` (a worker's log of an object), and ``shquote``;
+- a number equal to a numeric secret (``31337420`` read back from JSON).
+
+It cannot catch a value that was transformed: base64 or hex, URL-encoding, upper case, a
+secret split into pieces or printed a few characters at a time (docs/security.md).
+A secret shorter than :data:`MIN_SECRET_LENGTH` is refused: it could not be masked
+without masking ordinary words.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import math
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SecretError
 
 MASK = "***"
+MIN_SECRET_LENGTH = 6
 # Environment names that look secret; never exported to Redis by `submit`.
 SECRET_NAME_PATTERNS = (
     "*TOKEN*", "*SECRET*", "*PASSWORD*", "*PASSWD*", "*_KEY", "*CREDENTIAL*", "*AUTH*",
@@ -30,42 +50,139 @@ def looks_secret(name: str, value: str | None = None) -> bool:
 
 
 def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Values of the declared secrets; a missing or empty one stops the run before any step."""
+    """Values of the declared secrets; a missing, empty or too short one stops the run
+    before any step (the message names the secret, never its value)."""
     environ = os.environ if environ is None else environ
+    names = list(names)
     missing = [name for name in names if not environ.get(name)]
     if missing:
         raise SecretError(
             f"secret {', '.join(missing)} is not set",
             hint="export it in the environment before running (its value is never stored)",
         )
+    short = [name for name in names if len(environ[name]) < MIN_SECRET_LENGTH]
+    if short:
+        raise SecretError(
+            f"secret {', '.join(short)} is shorter than {MIN_SECRET_LENGTH} characters",
+            hint="a value that short cannot be masked without masking ordinary text; use a longer secret",
+        )
     return {name: environ[name] for name in names}
 
 
-class Masker:
-    """Replaces known secret values with *** in text and in nested values."""
+def escaped_forms(secret: str) -> list[str]:
+    """The secret as our serialisers may write it: raw, JSON (ASCII or not, once or twice),
+    repr, shell-quoted.  Longest first."""
+    forms = {
+        secret,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        shlex.quote(secret),
+    }
+    forms |= {json.dumps(form, ensure_ascii=False)[1:-1] for form in list(forms)}
+    return sorted(forms, key=len, reverse=True)
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+
+def _numeric(secret: str) -> int | float | None:
+    """The number a secret is the canonical text of (``"31337420"``), else None."""
+    try:
+        number = int(secret)
+        if str(number) == secret:
+            return number
+    except ValueError:
+        pass
+    try:
+        real = float(secret)
+    except ValueError:
+        return None
+    return real if math.isfinite(real) and repr(real) == secret else None
+
+
+# Fields of each kind of transition that carry data; every other field is ours (ids,
+# names, statuses, paths, times, counts) and is never masked.  An unknown kind of
+# transition is masked whole (but for `t` and `at`): data until proven otherwise.
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    "run": ("params", "variables", "env", "workflow"),
+    "step": ("result", "error", "error_message", "reason", "progress"),
+    "status": (),
+    "var": ("value",),
+    "history": (),
+    "progress": ("progress",),
+    "items": (),
+    "flag": ("value",),
+    "reset": (),
+    "params": ("params",),
+}
+_ITEM_CONTROL = ("status", "attempt", "attempts", "index", "duration", "started_at", "finished_at")
+
+
+class Masker:
+    """Replaces known secret values with *** in data (see the module docstring)."""
+
+    def __init__(self, secrets: Mapping[str, str] | Iterable[str] = ()) -> None:
+        if isinstance(secrets, Mapping):
+            self.by_name: dict[str, str] = {k: v for k, v in secrets.items() if v}
+            values: Iterable[str] = self.by_name.values()
+        else:
+            self.by_name = {}
+            values = secrets
+        self.values = sorted({v for v in values if v}, key=len, reverse=True)
         # Longest first, so a secret that contains another is masked whole.
-        self.values = sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True)
+        self.needles = sorted({form for v in self.values for form in escaped_forms(v)},
+                              key=len, reverse=True)
+        self.numbers = {n for n in map(_numeric, self.values) if n is not None}
 
     def __bool__(self) -> bool:
         return bool(self.values)
 
     def text(self, text: str) -> str:
-        """``text`` with every secret value masked."""
-        for value in self.values:
-            if value in text:
-                text = text.replace(value, MASK)
+        """``text`` with every secret value (and its escaped forms) masked."""
+        for needle in self.needles:
+            if needle in text:
+                text = text.replace(needle, MASK)
         return text
 
+    def _number(self, value: int | float) -> bool:
+        if isinstance(value, int) and value.bit_length() > 256:
+            return False  # no secret is that long; comparing would cost a conversion
+        return value in self.numbers
+
     def value(self, value: Any) -> Any:
-        """A copy of ``value`` with secret values masked in every string inside it."""
+        """A copy of ``value`` (data) with secrets masked in every string, key and number."""
         if not self.values:
             return value
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, (int, float)):
+            return MASK if self.numbers and self._number(value) else value
         if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
+            return {self.value(k): self.value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.value(v) for v in value]
         return value
+
+    def _item(self, record: Any) -> Any:
+        if not isinstance(record, dict):
+            return self.value(record)
+        return {k: v if k in _ITEM_CONTROL else self.value(v) for k, v in record.items()}
+
+    def event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A transition with its data fields masked and every other field left as it is."""
+        if not self.values:
+            return event
+        kind = event.get("t")
+        if kind not in DATA_FIELDS:
+            return {k: v if k in ("t", "at") else self.value(v) for k, v in event.items()}
+        masked = dict(event)
+        for key in DATA_FIELDS[str(kind)]:
+            if key in masked:
+                masked[key] = self.value(masked[key])
+        failed = masked.get("failed_step")
+        if isinstance(failed, dict) and "error" in failed:
+            masked["failed_step"] = {**failed, "error": self.value(failed["error"])}
+        items = masked.get("items")
+        if isinstance(items, dict):  # item indexes are ours; their records hold data
+            masked["items"] = {index: self._item(record) for index, record in items.items()}
+        return masked
