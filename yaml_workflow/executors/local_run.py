@@ -54,7 +54,7 @@ def _store_for(request: RunRequest, base_dir: Path) -> Store:
 
 def _environment(workflow: Workflow, request: RunRequest) -> tuple[dict[str, str], Masker]:
     secrets = check_secrets(workflow.secrets, request.environ)
-    return dict(request.environ), Masker(secrets.values())
+    return dict(request.environ), Masker(secrets)
 
 
 def workflow_env(workflow: Workflow, args: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
@@ -130,7 +130,7 @@ def start_run(request: RunRequest) -> RunResult:
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, args, recorder, run_number=number,
                     environ=environ, masker=masker, timestamp=now_iso(), observer=request.observer)
-    recorder.start(masker.value(_header(rc, plan, request)))
+    recorder.start(masker.event(_header(rc, plan, request)))
     lease = LeaseKeeper(store, run_id)
     lease.acquire()
     return _drive(rc, plan, lease, set(), [history_event("start")])

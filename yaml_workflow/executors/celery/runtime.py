@@ -249,7 +249,7 @@ class FleetRun:
             self.secret_error = err
         environ.update(secrets)
         self.environ = environ
-        self.masker = Masker(secrets.values())
+        self.masker = Masker(secrets)
         _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
         self.host = worker_name()
         self.recorder = FleetRecorder(recorder or RunRecorder(store, run_id, self.workspace), self.host)
@@ -274,7 +274,7 @@ class FleetRun:
 
     def record(self, event: dict[str, Any]) -> None:
         """Record a transition that no RunContext made (skips, run status)."""
-        self.recorder.record(self.masker.value(event) if self.masker else event)
+        self.recorder.record(self.masker.event(event) if self.masker else event)
 
     def successors(self, name: str) -> list[tuple[str, int]]:
         """(step, number of its dependencies) for every step waiting on ``name``."""

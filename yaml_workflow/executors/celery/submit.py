@@ -130,7 +130,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
 
     from ..local_run import new_run_id
 
-    masker = Masker(secrets.values())
+    masker = Masker(secrets)
     workspace, number = _workspace(request, workflow.name)
     run_id = new_run_id()
     env = exported_env(dict(request.environ), list(workflow.secrets), list(secrets.values())) if export_env else {}
@@ -147,7 +147,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
                     "skip_steps": list(request.skip_steps), "queue": spec["queue"]},
     }
     recorder = RunRecorder(store, run_id, workspace)
-    recorder.start(masker.value(header))
+    recorder.start(masker.event(header))
     recorder.record(history_event("submit"))
     fs.create(run_id, spec, len(plan.order))
     run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
