@@ -55,9 +55,10 @@ class WorkflowError(Exception):
         text = self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        # Every kind of line break (\r, \u2028... from user text too) keeps it one line,
-        # and an escape sequence in a value is shown, not obeyed, by the terminal.
-        return printable(" ".join(text.splitlines()))
+        # Every kind of line break (\r, \u2028... from user text too) keeps it one line.
+        # (Control characters stay: this text is also data, masked and stored; whoever
+        # prints it on a terminal passes it through printable().)
+        return " ".join(text.splitlines())
 
 
 class UsageError(WorkflowError):

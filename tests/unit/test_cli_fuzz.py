@@ -598,3 +598,92 @@ def test_a_deeply_nested_param_value_is_refused_in_one_line(scratch: Path) -> No
     outcome = cli("run", str(scratch / "deep.yaml"), "l=" + "[" * 100000 + "]" * 100000, "--dry-run")
     check(outcome, (2,))
     assert "parameter 'l'" in outcome.err
+
+
+# --- 4. secrets of every shape: masked in every form, or refused when too short -------------
+
+SECRET_WF = textwrap.dedent("""
+    name: fuzz_secret
+    secrets: [YWF_FUZZ_SECRET]
+    params:
+      given: {type: string, default: none}
+    steps:
+      - name: forms
+        task: python_code
+        inputs:
+          code: |
+            import json
+            s = env["YWF_FUZZ_SECRET"]
+            result = {s: [s, json.dumps(s), json.dumps({"k": s}), repr({"k": s}), "x" + s + "y"],
+                      "given": args["given"] == s}
+            if s.isdigit():
+                result["number"] = int(s)
+      - name: templated
+        task: echo
+        inputs: {message: "{{ env.YWF_FUZZ_SECRET | tojson }} {{ env.YWF_FUZZ_SECRET | shquote }}"}
+      - name: fails
+        task: fail
+        on_error: continue
+        inputs: {message: "refused {{ env.YWF_FUZZ_SECRET }}"}
+""").lstrip()
+
+# Quotes, backslashes, unicode, controls, digits: the characters serialisers escape.
+SECRET_PIECES = st.text(alphabet=st.sampled_from(list("\"'\\/{}[]:,$`\t ") + ["é", "☃", "𝔘", "\u2028", "\x1b", "%"])
+                        | st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8)
+# Each long secret ends with random letters and digits, so that it cannot also be a piece
+# of the JSON structure or of our own fields; numbers are 12+ digits (no pid or time has them).
+LONG_SECRETS = st.builds(lambda piece, tail: piece + tail, SECRET_PIECES,
+                         st.text(alphabet="ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789", min_size=6, max_size=10))
+NUMERIC_SECRETS = st.integers(900_000_000_000, 999_999_999_999_999).map(str)
+SHORT_SECRETS = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                        min_size=1, max_size=5)
+
+
+def run_with_secret(root: Path, secret: str) -> None:
+    import shlex
+
+    wf = root / "secret.yaml"
+    wf.write_text(SECRET_WF, encoding="utf-8")
+    with fresh_dir(root, "secret-base") as base:
+        saved = os.environ.get("YWF_FUZZ_SECRET")
+        os.environ["YWF_FUZZ_SECRET"] = secret
+        try:
+            outcome = cli("run", str(wf), "--base-dir", str(base), "--format", "json", f"given={secret}")
+        finally:
+            if saved is None:
+                del os.environ["YWF_FUZZ_SECRET"]
+            else:
+                os.environ["YWF_FUZZ_SECRET"] = saved
+        if len(secret) < 6:
+            check(outcome, (2,))
+            assert "YWF_FUZZ_SECRET" in outcome.err and not any(base.iterdir())
+            return
+        check(outcome, (0,))
+        result = json.loads(outcome.out)
+        assert result["outputs"]["forms"]["given"] is True  # the step had the real value
+        texts = {"stdout": outcome.out, "stderr": outcome.err}
+        for path in base.rglob("*"):
+            if path.is_file():
+                texts[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                 repr(secret)[1:-1], shlex.quote(secret)}
+        leaks = [(where, form) for where, text in texts.items() for form in forms if form in text]
+        assert not leaks, (secret, leaks)
+
+
+@seed(SEED)
+@settings(max_examples=30, **SETTINGS)  # type: ignore[arg-type]
+@given(secret=st.one_of(LONG_SECRETS, NUMERIC_SECRETS, SHORT_SECRETS))
+def test_any_secret_is_masked_in_every_form_or_refused_when_short(scratch: Path, secret: str) -> None:
+    announce(SEED)
+    event("short" if len(secret) < 6 else "numeric" if secret.isdigit() else "text")
+    run_with_secret(scratch, secret)
+
+
+@pytest.mark.soak
+@seed(SEED + 1)
+@settings(max_examples=500, **SETTINGS)  # type: ignore[arg-type]
+@given(secret=st.one_of(LONG_SECRETS, NUMERIC_SECRETS, SHORT_SECRETS))
+def test_soak_any_secret(scratch: Path, secret: str) -> None:
+    announce(SEED + 1)
+    run_with_secret(scratch, secret)

@@ -523,3 +523,161 @@ def test_masking_never_touches_ids_names_statuses_or_paths(
     # and every command that reads the run still finds it
     code, out, err = cli("status", str(workspace), "--format", "json")
     assert code == 0 and json.loads(out)["status"] == "completed", err
+
+
+# --- (f) every form of a secret our serialisers write is caught; params keep their values ---
+
+# A secret with a quote, a backslash, a single quote and unicode: each serialiser escapes
+# it its own way.  The numeric one is read back as a number.
+FORMS_TOKEN = "Ab\"cd\\ef'☃-" + "9f3e1c"
+FORMS_PIN = "31337420"
+
+
+def forms_of(secret: str) -> dict[str, str]:
+    """The texts that would leak ``secret``: raw and as each of our serialisers writes it."""
+    import shlex
+
+    return {
+        "raw": secret,
+        "json": json.dumps(secret)[1:-1],
+        "json (unicode kept)": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "json in json": json.dumps(json.dumps(secret))[1:-1],
+        "json in json (unicode kept)": json.dumps(json.dumps(secret, ensure_ascii=False), ensure_ascii=False)[1:-1],
+        "repr": repr(secret)[1:-1],
+        "shquote": shlex.quote(secret),
+    }
+
+
+def test_the_forms_of_a_secret_that_masking_catches() -> None:
+    # The list docs/security.md refers to: each form, in a text, a key and a number.
+    from yaml_workflow.engine.secrets import MASK, Masker
+
+    masker = Masker({"TOKEN": FORMS_TOKEN, "PIN": FORMS_PIN})
+    for form, text in forms_of(FORMS_TOKEN).items():
+        masked = masker.text(f"<{text}>")
+        # what is left around the mask is at most the quoting of the outer serialiser
+        assert MASK in masked and set(masked.replace(MASK, "")) <= set('<>\\"'), (form, masked)
+    data = {FORMS_TOKEN: [FORMS_TOKEN, {"deep": f"x{FORMS_TOKEN}y"}], "n": int(FORMS_PIN),
+            "f": float(FORMS_PIN), "s": FORMS_PIN, "other": 31337421, "ok": True}
+    assert masker.value(data) == {MASK: [MASK, {"deep": f"x{MASK}y"}], "n": MASK, "f": MASK, "s": MASK,
+                                  "other": 31337421, "ok": True}
+    assert masker.value({int(FORMS_PIN): "a number as a key"}) == {MASK: "a number as a key"}
+    # and what it does not catch, as docs/security.md says
+    import base64
+
+    for uncaught in (base64.b64encode(FORMS_TOKEN.encode()).decode(), FORMS_TOKEN[:5] + " " + FORMS_TOKEN[5:],
+                     FORMS_TOKEN.upper()):
+        assert masker.text(uncaught) == uncaught
+
+
+FORMS_WORKFLOW = """
+    secrets: [YWF_FORMS_TOKEN, YWF_FORMS_PIN]
+    params:
+      label: {type: string, default: plain}
+      pin: {type: integer, default: 1}
+      opts: {type: object, default: {}}
+    steps:
+      - name: keyed
+        task: python_code
+        inputs:
+          code: |
+            result = {env["YWF_FORMS_TOKEN"]: 1, "pin": int(env["YWF_FORMS_PIN"]),
+                      "pin_float": float(env["YWF_FORMS_PIN"])}
+      - name: as_json
+        task: echo
+        inputs: {message: "{{ {'t': env.YWF_FORMS_TOKEN} | tojson }}"}
+      - name: as_repr
+        task: python_code
+        inputs:
+          code: |
+            import json
+            result = [repr({"t": env["YWF_FORMS_TOKEN"]}), json.dumps(json.dumps(env["YWF_FORMS_TOKEN"]))]
+      - name: quoted
+        task: echo
+        inputs: {message: "{{ env.YWF_FORMS_TOKEN | shquote }}"}
+      - name: params_seen
+        task: python_code
+        inputs:
+          code: |
+            result = {"label": args["label"] == env["YWF_FORMS_TOKEN"],
+                      "pin": args["pin"] == int(env["YWF_FORMS_PIN"]),
+                      "nested": args["opts"].get("k") == env["YWF_FORMS_TOKEN"]}
+      - name: gate
+        task: shell
+        inputs: {command: "test -f {{ workflow.workspace }}/go"}
+      - name: after_resume
+        task: python_code
+        inputs:
+          code: |
+            result = {"label": args["label"] == env["YWF_FORMS_TOKEN"],
+                      "pin": args["pin"] == int(env["YWF_FORMS_PIN"])}
+"""
+
+
+@pytest.mark.redis
+def test_every_form_of_a_secret_is_masked_and_a_resume_gets_the_params_back(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"ywfforms{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("YWF_FORMS_TOKEN", FORMS_TOKEN)
+    monkeypatch.setenv("YWF_FORMS_PIN", FORMS_PIN)
+    monkeypatch.setenv("YAML_WORKFLOW_STATE_URL", redis_server.url)
+    monkeypatch.setenv("YAML_WORKFLOW_KEY_PREFIX", prefix)
+    wf = write(tmp_path / "wf.yaml", FORMS_WORKFLOW)
+    base = tmp_path / "runs"
+    seen: dict[str, str] = {}
+    opts = json.dumps({"k": FORMS_TOKEN})
+    code, out, err = cli("run", str(wf), "--base-dir", str(base), "--format", "json",
+                         "--output", str(tmp_path / "out.json"), f"label={FORMS_TOKEN}", f"pin={FORMS_PIN}",
+                         f"opts={opts}")
+    assert code == 1, err
+    seen["first run"] = out + err
+    result = json.loads(out)
+    workspace = Path(result["workspace"])
+    assert result["failed_step"] == "gate"
+    assert result["outputs"]["keyed"] == {"***": 1, "pin": "***", "pin_float": "***"}
+    assert result["outputs"]["params_seen"] == {"label": True, "pin": True, "nested": True}
+
+    # the stored params are references to the secrets, by name, never their values
+    state = json.loads((workspace / STATE_FILE).read_text())
+    assert state["params"]["label"] == "***" and state["params"]["pin"] == "***"
+    assert state["params"]["opts"] == {"k": "***"}
+    refs = {tuple(r["path"]): r["secret"] for r in state["param_secrets"]}
+    assert refs == {("label",): "YWF_FORMS_TOKEN", ("pin",): "YWF_FORMS_PIN", ("opts", "k"): "YWF_FORMS_TOKEN"}
+
+    # a resume takes the values from its own environment
+    (workspace / "go").touch()
+    code, out, err = cli("run", str(wf), "--resume", "--workspace", str(workspace), "--format", "json")
+    assert code == 0, err
+    seen["resume"] = out + err
+    assert json.loads(out)["outputs"]["after_resume"] == {"label": True, "pin": True}
+    # a resume in an environment without the secret is refused, naming it, not its value
+    monkeypatch.delenv("YWF_FORMS_TOKEN")
+    code, out, err = cli("run", str(wf), "--resume", "--workspace", str(workspace), "--from-step", "gate")
+    assert code == 2 and "YWF_FORMS_TOKEN" in err, err
+    monkeypatch.setenv("YWF_FORMS_TOKEN", FORMS_TOKEN)
+
+    # a param error never quotes a secret's value
+    code, out, err = cli("run", str(wf), "--base-dir", str(tmp_path / "refused"), f"pin={FORMS_TOKEN}")
+    assert code == 2 and "parameter 'pin'" in err, err
+    seen["param error"] = out + err
+    code, out, err = cli("run", str(wf), "--resume", "--workspace", str(workspace), "--from-step", "gate",
+                         "label=" + FORMS_TOKEN + "x")
+    assert code == 2, err
+    seen["resume refusal"] = out + err
+
+    for argv in (["status", str(workspace), "--format", "json"], ["logs", str(workspace)]):
+        code, out, err = cli(*argv)
+        seen[argv[0]] = out + err
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name != "wf.yaml":
+            seen[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        seen["redis"] = redis_dump(client, prefix).decode("utf-8", errors="replace")
+    finally:
+        client.close()
+
+    forms = {**forms_of(FORMS_TOKEN), "pin": FORMS_PIN}
+    leaks = [(where, form) for where, text in seen.items() for form, needle in forms.items() if needle in text]
+    assert not leaks, leaks

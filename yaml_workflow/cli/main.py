@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_error(err: WorkflowError) -> None:
-    print(f"error: {err.one_line()}", file=sys.stderr)
+    print(f"error: {printable(err.one_line())}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import EXIT_OK, EXIT_REFUSED, RunNotFound, UsageError, WorkflowError
+from ..exceptions import EXIT_OK, EXIT_REFUSED, RunNotFound, UsageError, WorkflowError, printable
 from ..state.cleanup import (
     RunEntry,
     check_statuses,
@@ -132,7 +132,7 @@ def handle_clean(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     removed = report.of("removed")
     for decision in report.of("failed"):
-        print(f"error: {decision.reason}", file=sys.stderr)
+        print(f"error: {printable(decision.reason)}", file=sys.stderr)
     for decision in removed:
         entry = decision.entry
         note = f"; {decision.records}" if decision.records else ""
@@ -173,7 +173,7 @@ def handle_remove(args: argparse.Namespace) -> int:
         try:
             remove_workspace(entry, force=args.force)
         except WorkflowError as err:
-            print(f"error: {err.one_line()}", file=sys.stderr)
+            print(f"error: {printable(err.one_line())}", file=sys.stderr)
             code = err.exit_code
             continue
         print(f"removed {entry.path}")

@@ -16,7 +16,7 @@ from ..spec.params import resolve_params
 from ..tasks import get_task
 from ..templating import Namespace, render_text, render_value
 from .plan import build_plan
-from .secrets import check_secrets
+from .secrets import Masker, check_secrets
 from .step import render_inputs
 from .workspace import sanitize_name
 
@@ -30,9 +30,10 @@ def preview(
     start_from: str | None = None,
     skip_steps: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per planned step: name, task, inputs, and what would happen to it."""
-    args = resolve_params(workflow, params)
-    check_secrets(workflow.secrets)
+    """One entry per planned step: name, task, inputs, and what would happen to it (secrets
+    masked in inputs and conditions, as in a real run's output)."""
+    masker = Masker(check_secrets(workflow.secrets))
+    args = resolve_params(workflow, params, masker.values)
     plan = build_plan(workflow, flow=flow, start_from=start_from, skip_steps=skip_steps or [])
     workspace = (base_dir or Path("runs")).absolute() / f"{sanitize_name(workflow.name)}_run_N"
     scope: dict[str, Any] = {
@@ -58,14 +59,14 @@ def preview(
             for key in spec.raw_inputs & inputs.keys():
                 if isinstance(inputs[key], str):
                     inputs[key] = render_text(inputs[key], scope)
-            entry["inputs"] = inputs
+            entry["inputs"] = masker.value(inputs)
         except TemplateError:
-            entry["inputs"] = step.inputs
+            entry["inputs"] = masker.value(step.inputs)
             entry["note"] = "inputs depend on earlier steps; shown as written"
         if step.condition is not None:
             try:
-                entry["condition"] = render_value(step.condition, scope)
+                entry["condition"] = masker.value(render_value(step.condition, scope))
             except TemplateError:
-                entry["condition"] = step.condition
+                entry["condition"] = masker.value(step.condition)
         entries.append(entry)
     return entries

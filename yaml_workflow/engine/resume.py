@@ -7,14 +7,16 @@ and which run again, and which completed steps changed since they ran.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ResumeRefused
 from ..spec.models import Workflow
-from ..spec.params import convert, resolve_params
+from ..spec.params import convert, resolve_params, shown
 from ..state.document import COMPLETED, FAILED, SKIPPED
 from .plan import Plan, fingerprint
+from .secrets import lost_params, restore_params
 
 
 @dataclass
@@ -29,19 +31,37 @@ class ResumeDecision:
 
 
 def resumed_params(
-    workflow: Workflow, stored: dict[str, Any], given: dict[str, Any], override: bool
+    workflow: Workflow, stored: dict[str, Any], given: dict[str, Any], override: bool,
+    hidden: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The stored params, replaced by given ones only with --override-params."""
+    """The stored params, replaced by given ones only with --override-params (``hidden``:
+    the secrets' values, never quoted in a refusal)."""
     if override:
-        return resolve_params(workflow, {**stored, **given})
+        return resolve_params(workflow, {**stored, **given}, hidden)
     for name, value in given.items():
         kind = workflow.params[name].type if name in workflow.params else None
-        if name in stored and convert(name, value, kind) != stored[name]:
+        if name in stored and convert(name, value, kind, hidden) != stored[name]:
             raise ResumeRefused(
-                f"parameter '{name}' was {stored[name]!r} in the first run, {value!r} now",
+                f"parameter '{name}' was {shown(stored[name], hidden)} in the first run, "
+                f"{shown(value, hidden)} now",
                 hint="resume keeps the first run's params; add --override-params to replace them",
             )
     return dict(stored)
+
+
+def stored_params(doc: dict[str, Any], given: dict[str, Any], override: bool,
+                  secrets: Mapping[str, str]) -> dict[str, Any]:
+    """The first run's params as they were: a param stored as a reference to a secret gets
+    the secret's value from ``secrets`` (this process's environment); one stored masked
+    for good must be given again."""
+    refs = doc.get("param_secrets")
+    for name in lost_params(refs):
+        if not (override and name in given):
+            raise ResumeRefused(
+                f"parameter '{name}' held a secret's value inside a longer text and was stored masked",
+                hint=f"pass it again: {name}=VALUE --override-params",
+            )
+    return restore_params(doc.get("params") or {}, refs, secrets)
 
 
 def changed_steps(workflow: Workflow, doc: dict[str, Any]) -> list[str]:
@@ -78,8 +98,10 @@ def decide(
     force: bool = False,
     rerun: list[str] | tuple[str, ...] = (),
     mark_skipped: list[str] | tuple[str, ...] = (),
+    secrets: Mapping[str, str] | None = None,
 ) -> ResumeDecision:
-    """Check that the run can be resumed and say what runs again."""
+    """Check that the run can be resumed and say what runs again (``secrets``: the declared
+    secrets by name, from this process's environment)."""
     run_id = doc.get("workflow_id")
     status = doc.get("status")
     repairing = bool(rerun or mark_skipped)
@@ -93,7 +115,9 @@ def decide(
         )
     if from_step is not None and from_step not in plan.order:
         raise ResumeRefused(f"--from-step: step '{from_step}' is not in this run's plan")
-    args = resumed_params(workflow, doc.get("params") or {}, given, override_params)
+    secrets = dict(secrets or {})
+    stored = stored_params(doc, given, override_params, secrets)
+    args = resumed_params(workflow, stored, given, override_params, list(secrets.values()))
     state = doc["execution_state"]
     records: dict[str, Any] = state["step_outputs"]
     stopped_at = (state.get("failed_step") or {}).get("step_name")

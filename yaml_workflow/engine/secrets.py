@@ -18,6 +18,7 @@ without masking ordinary words.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import math
@@ -71,7 +72,7 @@ def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None
 
 def escaped_forms(secret: str) -> list[str]:
     """The secret as our serialisers may write it: raw, JSON (ASCII or not, once or twice),
-    repr, shell-quoted.  Longest first."""
+    repr, shell-quoted, and as an error line (one line, whitespace collapsed).  Longest first."""
     forms = {
         secret,
         json.dumps(secret, ensure_ascii=False)[1:-1],
@@ -79,7 +80,13 @@ def escaped_forms(secret: str) -> list[str]:
         repr(secret)[1:-1],
         shlex.quote(secret),
     }
-    forms |= {json.dumps(form, ensure_ascii=False)[1:-1] for form in list(forms)}
+    # An error message is made one line ("a\nb" -> "a b") and its whitespace collapsed
+    # before it is masked and stored.
+    for joined in (" ".join(secret.splitlines()), " ".join(secret.split())):
+        if len(joined) >= MIN_SECRET_LENGTH:
+            forms.add(joined)
+    # JSON inside JSON (a tojson output kept in a JSON document), with unicode escaped or not.
+    forms |= {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in list(forms) for ascii in (True, False)}
     return sorted(forms, key=len, reverse=True)
 
 
@@ -163,6 +170,67 @@ class Masker:
             return [self.value(v) for v in value]
         return value
 
+    def _name_of(self, value: Any) -> str | None:
+        """The name of the secret whose value ``value`` is (a text, or a number equal to a
+        numeric secret), else None."""
+        for name, secret in self.by_name.items():
+            if value == secret or (not isinstance(value, (str, bool)) and value == _numeric(secret)):
+                return name
+        return None
+
+    def params(self, params: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Params as they may be stored or printed, and the references that restore them.
+
+        A value (at any depth) equal to a secret becomes ``***`` and a reference
+        ``{"path": [...], "secret": NAME}``: whoever runs the step later (a resume, a
+        worker) takes the value from its own environment.  A value that holds a secret
+        inside other text is masked and referenced with ``"secret": None``: it cannot be
+        restored, and a resume asks for it again.
+        """
+        refs: list[dict[str, Any]] = []
+
+        def walk(value: Any, path: list[Any]) -> Any:
+            if isinstance(value, bool) or value is None:
+                return value
+            if isinstance(value, (str, int, float)):
+                masked = self.value(value)
+                if masked != value:
+                    name = self._name_of(value)
+                    ref: dict[str, Any] = {"path": path, "secret": name}
+                    if name is not None and not isinstance(value, str):
+                        ref["number"] = True
+                    refs.append(ref)
+                return masked
+            if isinstance(value, dict):
+                out = {}
+                for key, item in value.items():
+                    safe_key = self.value(key)
+                    if safe_key != key:  # a key cannot be referenced: its place is lost
+                        refs.append({"path": [*path, safe_key], "secret": None})
+                    out[safe_key] = walk(item, [*path, safe_key])
+                return out
+            if isinstance(value, (list, tuple)):
+                return [walk(item, [*path, index]) for index, item in enumerate(value)]
+            return value
+
+        if not self.values:
+            return params, []
+        return walk(params, []), refs
+
+    def params_for_workers(self, params: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """:meth:`params`, for params that other processes will run with (the fleet's spec):
+        one that holds a secret inside a longer text is refused, since it could only
+        reach a worker by being stored."""
+        masked, refs = self.params(params)
+        lost = lost_params(refs)
+        if lost:
+            raise SecretError(
+                f"parameter '{lost[0]}' holds a secret's value inside a longer text",
+                hint="workers could only get it if Redis stored the secret: pass the secret as a "
+                     "param of its own, or build the text in the step (e.g. '{{ env.NAME }}')",
+            )
+        return masked, refs
+
     def _item(self, record: Any) -> Any:
         if not isinstance(record, dict):
             return self.value(record)
@@ -177,7 +245,10 @@ class Masker:
             return {k: v if k in ("t", "at") else self.value(v) for k, v in event.items()}
         masked = dict(event)
         for key in DATA_FIELDS[str(kind)]:
-            if key in masked:
+            if key == "params" and isinstance(masked.get(key), dict):
+                # A param equal to a secret is stored as a reference to it, by name.
+                masked["params"], masked["param_secrets"] = self.params(masked["params"])
+            elif key in masked:
                 masked[key] = self.value(masked[key])
         failed = masked.get("failed_step")
         if isinstance(failed, dict) and "error" in failed:
@@ -186,3 +257,35 @@ class Masker:
         if isinstance(items, dict):  # item indexes are ours; their records hold data
             masked["items"] = {index: self._item(record) for index, record in items.items()}
         return masked
+
+
+def lost_params(refs: Iterable[dict[str, Any]] | None) -> list[str]:
+    """Params stored masked with no way back (a secret inside a longer text)."""
+    return sorted({str(ref["path"][0]) for ref in refs or () if ref.get("secret") is None and ref.get("path")})
+
+
+def restore_params(params: dict[str, Any], refs: Iterable[dict[str, Any]] | None,
+                   secrets: Mapping[str, str]) -> dict[str, Any]:
+    """``params`` with each reference to a secret replaced by its value in ``secrets`` (the
+    environment of the process that runs the steps); masked params without one stay masked."""
+    restored = copy.deepcopy(params)
+    for ref in refs or ():
+        name, path = ref.get("secret"), ref.get("path") or []
+        if name is None or not path:
+            continue
+        if name not in secrets:
+            raise SecretError(
+                f"parameter '{path[0]}' is the value of secret {name}, which is not set here",
+                hint=f"export {name} in this environment (its value is never stored)",
+            )
+        value: Any = secrets[name]
+        if ref.get("number"):
+            value = _numeric(value) if _numeric(value) is not None else value
+        target: Any = restored
+        try:
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # the params changed shape since (overridden): nothing to restore there
+    return restored

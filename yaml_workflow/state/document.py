@@ -65,7 +65,8 @@ def new_document(header: dict[str, Any]) -> dict[str, Any]:
         "workflow": header.get("workflow"),
         "plan": header.get("plan"),
     }
-    for key in ("env", "mode", "options"):
+    # param_secrets: params stored as references to secrets, by name (engine.secrets).
+    for key in ("env", "mode", "options", "param_secrets"):
         if key in header:
             doc[key] = header[key]
     return doc
@@ -76,7 +77,7 @@ def run_header(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
         "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
-        "options",
+        "options", "param_secrets",
     )
     header = {k: doc.get(k) for k in keys if k in doc}
     header["t"] = "run"
@@ -155,6 +156,7 @@ def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         state["failed_step"] = None
     elif kind == "params":
         doc["params"] = event["params"]
+        doc["param_secrets"] = event.get("param_secrets") or []
     if at is not None:
         doc["last_updated"] = now_iso(at)
     return doc
@@ -263,6 +265,8 @@ _TOP_FIELDS: dict[str, Any] = {
     "variables": lambda v: isinstance(v, dict), "flags": lambda v: isinstance(v, dict),
     "fingerprints": lambda v: isinstance(v, dict) and all(_text(x) for x in v.values()),
     "history": lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v),
+    "param_secrets": lambda v: isinstance(v, list) and all(
+        isinstance(e, dict) and isinstance(e.get("path"), list) and _text(e.get("secret")) for e in v),
 }
 
 _RECORD_FIELDS: dict[str, Any] = {

@@ -269,6 +269,7 @@ def queue_event(pipe: Any, keys: RunKeys, prefix: str, event: dict[str, Any]) ->
             pipe.hdel(keys.run, f"retry:{name}")
         pipe.hdel(keys.run, "failed_step")
     elif kind == "params":
-        pipe.hset(keys.run, "params", dumps(event["params"]))
+        pipe.hset(keys.run, mapping={"params": dumps(event["params"]),
+                                     "param_secrets": dumps(event.get("param_secrets") or [])})
     if event.get("at") is not None:
         pipe.hset(keys.run, "last_updated", now_iso(event["at"]))
