@@ -112,8 +112,8 @@ def start_run(request: RunRequest) -> RunResult:
     workflow = request.workflow
     if workflow is None:
         raise UsageError("a workflow file is needed to start a run")
-    args = resolve_params(workflow, request.params)
     environ, masker = _environment(workflow, request)
+    args = resolve_params(workflow, request.params, masker.values)  # no error quotes a secret
     environ = workflow_env(workflow, args, environ)
     plan = build_plan(workflow, flow=request.flow, start_from=request.start_from,
                       skip_steps=request.skip_steps)
@@ -246,11 +246,13 @@ def resume_run(request: RunRequest) -> RunResult:
         workflow = stored_workflow(doc, str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}")
     options = doc.get("options") or {}
     plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
+    environ, masker = _environment(workflow, request)
+    # Params stored as references to secrets get their values from this environment.
     decision = decide(workflow, plan, doc, given=request.params,
                       override_params=request.override_params,
                       from_step=request.from_step, force=request.force,
-                      rerun=request.rerun_steps, mark_skipped=request.mark_skipped)
-    environ, masker = _environment(workflow, request)
+                      rerun=request.rerun_steps, mark_skipped=request.mark_skipped,
+                      secrets=masker.by_name)
     environ = workflow_env(workflow, decision.args, environ)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,

@@ -25,7 +25,7 @@ from typing import Any
 from ...engine.plan import build_plan
 from ...engine.request import RunResult
 from ...engine.resume import decide
-from ...engine.secrets import check_secrets
+from ...engine.secrets import Masker, check_secrets
 from ...exceptions import BrokerUnavailable, ResumeRefused, RunNotFound, StoreUnavailable
 from ...state.document import FINISHED, RUNNING, history_event, now_iso, status_event, step_event
 from ...state.mirror import MIRROR_KEY, read_state
@@ -171,10 +171,13 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
             workflow = stored_workflow(doc, f"run {run_id}")
         options = doc.get("options") or {}
         plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
+        secrets = check_secrets(workflow.secrets, dict(os.environ))
+        masker = Masker(secrets)
         decision = decide(workflow, plan, doc, given=override_params or params or {},
                           override_params=override_params is not None, from_step=from_step,
-                          force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped))
-        secrets = check_secrets(workflow.secrets, dict(os.environ))
+                          force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped),
+                          secrets=secrets)
+        stored_args, arg_secrets = masker.params_for_workers(decision.args)
         _check_limits(workflow, plan, fs)
         if lost or doc.get("mode") != "fleet" or doc.get("workspace") != str(ws):
             # The fleet needs the run in Redis, under an absolute workspace, as a fleet run.
@@ -185,7 +188,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         env = old["env"] if "env" in old else exported_env(
             dict(os.environ), list(workflow.secrets), list(secrets.values()))
         spec = {"v": 1, "workflow": workflow.model_dump(mode="json"), "plan": plan.to_dict(),
-                **compile_plan(workflow, plan), "args": decision.args, "env": env,
+                **compile_plan(workflow, plan), "args": stored_args, "arg_secrets": arg_secrets, "env": env,
                 "workspace": str(ws), "run_number": doc.get("run_number"),
                 "timestamp": old.get("timestamp") or now_iso(),
                 "queue": old.get("queue") or options.get("queue") or config.DEFAULT_QUEUE,
@@ -203,7 +206,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         events += [step_event(n, "skipped", reason="skipped by hand (yaml-workflow skip)")
                    for n in mark_skipped]
         for event in events:
-            recorder.record(event)
+            recorder.record(masker.event(event))
         ns = {n: json.dumps(ns_entry({**records.get(n, {}), "status": records.get(n, {}).get("status")}))
               for n in decision.done if n in records and n not in mark_skipped}
         ns.update({n: json.dumps({"status": "skipped", "result": None}) for n in mark_skipped})

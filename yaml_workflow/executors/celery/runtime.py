@@ -21,7 +21,7 @@ from typing import Any
 
 from ...engine.context import STEP_NS_KEYS, RunContext
 from ...engine.plan import Plan
-from ...engine.secrets import Masker, check_secrets
+from ...engine.secrets import Masker, check_secrets, restore_params
 from ...exceptions import RunNotFound
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
@@ -250,6 +250,9 @@ class FleetRun:
         environ.update(secrets)
         self.environ = environ
         self.masker = Masker(secrets)
+        # Params stored as references to secrets: the values come from this worker's environment.
+        self.args = spec["args"] if self.secret_error else restore_params(
+            spec["args"], spec.get("arg_secrets"), secrets)
         _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
         self.host = worker_name()
         self.recorder = FleetRecorder(recorder or RunRecorder(store, run_id, self.workspace), self.host)
@@ -261,7 +264,7 @@ class FleetRun:
 
     def context(self, ns: dict[str, dict[str, Any]]) -> RunContext:
         """A RunContext for one task, with the records of the steps it reads."""
-        rc = RunContext(self.workflow, self.run_id, self.workspace, dict(self.spec["args"]),
+        rc = RunContext(self.workflow, self.run_id, self.workspace, dict(self.args),
                         self.recorder, run_number=self.spec.get("run_number"),
                         environ=dict(self.environ), masker=self.masker,
                         timestamp=self.spec.get("timestamp", ""))

@@ -116,8 +116,12 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     workflow = request.workflow
     if workflow is None:
         raise UsageError("submit needs a workflow file")
-    args = resolve_params(workflow, request.params)
     secrets = check_secrets(workflow.secrets, request.environ)
+    masker = Masker(secrets)
+    args = resolve_params(workflow, request.params, masker.values)  # no error quotes a secret
+    # Redis holds a param equal to a secret as a reference: workers take the value from
+    # their own environment.
+    stored_args, arg_secrets = masker.params_for_workers(args)
     plan = build_plan(workflow, flow=request.flow, start_from=request.start_from,
                       skip_steps=request.skip_steps)
     compiled = compile_plan(workflow, plan)
@@ -130,12 +134,11 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
 
     from ..local_run import new_run_id
 
-    masker = Masker(secrets)
     workspace, number = _workspace(request, workflow.name)
     run_id = new_run_id()
     env = exported_env(dict(request.environ), list(workflow.secrets), list(secrets.values())) if export_env else {}
     spec = {"v": 1, "workflow": workflow.model_dump(mode="json"), "plan": plan.to_dict(),
-            **compiled, "args": args, "env": env, "workspace": str(workspace),
+            **compiled, "args": stored_args, "arg_secrets": arg_secrets, "env": env, "workspace": str(workspace),
             "run_number": number, "timestamp": now_iso(), "queue": queue or config.DEFAULT_QUEUE}
     store = open_store(state)
     header = {
