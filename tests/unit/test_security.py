@@ -681,3 +681,35 @@ def test_every_form_of_a_secret_is_masked_and_a_resume_gets_the_params_back(
     forms = {**forms_of(FORMS_TOKEN), "pin": FORMS_PIN}
     leaks = [(where, form) for where, text in seen.items() for form, needle in forms.items() if needle in text]
     assert not leaks, leaks
+
+
+def test_python_code_is_a_template_and_inputs_pass_values_as_data(tmp_path: Path) -> None:
+    # What docs/security.md warns about: a param rendered into `code:` is code; the same
+    # value passed through `inputs:` is a plain str.
+    marker = tmp_path / "RAN"
+    payload = f'x"; open({str(marker)!r}, "w").close(); y = "'
+    wf = write(tmp_path / "wf.yaml", """
+        params:
+          name: {type: string}
+        steps:
+          - name: unsafe
+            task: python_code
+            inputs:
+              code: |
+                result = "Hello {{ args.name }}"
+          - name: safe
+            task: python_code
+            inputs:
+              name: "{{ args.name }}"
+              code: |
+                result = "Hello " + name
+    """)
+    code, out, err = cli("run", str(wf), f"name={payload}", "--base-dir", str(tmp_path / "runs"),
+                         "--format", "json", "-q")
+    assert code == 0, err
+    assert marker.exists()  # the unsafe form ran the payload
+    marker.unlink()
+    assert json.loads(out)["outputs"]["safe"] == "Hello " + payload
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    assert "`python_code`: the code is a template" in text and "inputs:" in text
+    assert "base64" in text and "split in pieces" in text
