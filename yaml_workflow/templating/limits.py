@@ -20,10 +20,9 @@ constants at compile time raise too, and Jinja then leaves the expression to run
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -33,9 +32,6 @@ MAX_TEXT = 10_000_000
 MAX_ITEMS = 1_000_000
 MAX_INT_BITS = 10_000  # about 3,000 decimal digits: still printable (Python stops at 4,300)
 WORK_BUDGET = 5_000_000
-# `lipsum(n)` writes n paragraphs of up to `max` words each.
-MAX_LIPSUM_PARAGRAPHS = 100
-MAX_LIPSUM_WORDS = 1_000
 
 
 class TemplateLimitError(SecurityError):
@@ -137,7 +133,8 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def _check_length(length: Any, what: str) -> None:
+def check_length(length: Any, what: str) -> None:
+    """Refuse a text of ``length`` characters past :data:`MAX_TEXT` (``what`` builds it)."""
     if isinstance(length, int) and length > MAX_TEXT:
         raise refuse(f"{what} of {length:,} characters", MAX_TEXT)
 
@@ -176,16 +173,17 @@ def check_brace_format(template: str) -> None:
         if "{" in spec:
             raise TemplateLimitError("a format width taken from an argument is not allowed in a template")
         for number in _BRACE_SPEC_NUMBER.findall(spec):
-            _check_length(int(number) if len(number) < 12 else MAX_TEXT + 1, "a format width")
+            check_length(int(number) if len(number) < 12 else MAX_TEXT + 1, "a format width")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """True for an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_power(base: Any, exponent: Any) -> None:
     """Refuse an integer power with more than :data:`MAX_INT_BITS` bits."""
-    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
+    if is_int(base) and is_int(exponent) and exponent > 0 and abs(base) > 1:
         bits = exponent * math.log2(abs(base))
         if bits > MAX_INT_BITS:
             raise refuse(f"the template computes a number of about {int(bits):,} bits", MAX_INT_BITS)
@@ -194,13 +192,13 @@ def check_power(base: Any, exponent: Any) -> None:
 def check_product(left: Any, right: Any) -> None:
     """Refuse ``left * right`` that repeats a text or list too often, or grows a huge number."""
     for seq, times in ((left, right), (right, left)):
-        if not _is_int(times) or times <= 0:
+        if not is_int(times) or times <= 0:
             continue
         if isinstance(seq, (str, bytes)) and len(seq) * times > MAX_TEXT:
             raise refuse(f"the template repeats a text to {len(seq) * times:,} characters", MAX_TEXT)
         if isinstance(seq, (list, tuple)) and len(seq) * times > MAX_ITEMS:
             raise refuse(f"the template repeats a list to {len(seq) * times:,} items", MAX_ITEMS)
-    if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+    if is_int(left) and is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
         raise refuse("the template multiplies numbers into one of too many bits", MAX_INT_BITS)
 
 
@@ -261,143 +259,29 @@ def check_method_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     name = getattr(func, "__name__", "")
     if isinstance(owner, (str, bytes)):
         if name in _PADDING_METHODS and args:
-            _check_length(args[0], f"'{name}' pads to a text")
+            check_length(args[0], f"'{name}' pads to a text")
         elif name == "expandtabs":
             size = kwargs.get("tabsize", args[0] if args else 8)
-            if _is_int(size):
-                _check_length(len(owner) * max(size, 1), "'expandtabs' makes a text")
+            if is_int(size):
+                check_length(len(owner) * max(size, 1), "'expandtabs' makes a text")
         elif name == "join" and args:
             items = list(args[0])  # an iterator is read once, here, and handed on as a list
             check_text(items, "'join' builds a text")
-            _check_length(len(owner) * len(items), "'join' builds a text")
+            check_length(len(owner) * len(items), "'join' builds a text")
             return (items, *args[1:])
         elif name == "replace" and len(args) >= 2:
-            _check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
-    elif _is_int(owner) and name == "to_bytes":
+            check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
+    elif is_int(owner) and name == "to_bytes":
         length = kwargs.get("length", args[0] if args else 1)
-        _check_length(length, "'to_bytes' builds bytes")
+        check_length(length, "'to_bytes' builds bytes")
     return args
 
 
-def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
+def check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
+    """Refuse ``text.replace(old, new, count)`` that would build a text past :data:`MAX_TEXT`."""
     if not isinstance(text, (str, bytes)) or not isinstance(new, type(text)) or not isinstance(old, type(text)):
         return
     hits = text.count(old) if old else len(text) + 1  # type: ignore[arg-type]
-    if _is_int(count) and count >= 0:
+    if is_int(count) and count >= 0:
         hits = min(hits, count)
-    _check_length(len(text) + hits * max(len(new) - len(old), 0), "'replace' builds a text")
-
-
-# --- filters and globals ------------------------------------------------------------
-
-
-def _guard(original: Callable[..., Any], check: Callable[..., Any] | None) -> Callable[..., Any]:
-    """``original`` with ``check(*args, **kwargs)`` before it and a text-length check after.
-
-    A check returns None, or every argument (positional) to call ``original`` with instead.
-    """
-
-    @functools.wraps(original)  # keeps jinja_pass_arg: Jinja passes the same first argument
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if check is not None:
-            replaced = check(*args, **kwargs)
-            if replaced is not None:  # the check read an iterator: hand on what it read
-                args, kwargs = replaced, {}
-        result = original(*args, **kwargs)
-        if isinstance(result, str) and len(result) > MAX_TEXT:
-            raise refuse("a filter built a text longer than allowed", MAX_TEXT)
-        return result
-
-    return guarded
-
-
-def _center(value: Any, width: Any = 80, *_: Any) -> None:
-    _check_length(width, "'center' pads to a text")
-
-
-def _indent(s: Any, width: Any = 4, *_: Any, **__: Any) -> None:
-    text = as_text(s)
-    step = width if _is_int(width) else len(as_text(width))
-    _check_length(len(text) + (text.count("\n") + 1) * max(step, 0), "'indent' builds a text")
-
-
-def _format(value: Any, *args: Any, **kwargs: Any) -> None:
-    check_percent_format(as_text(value), kwargs or args)
-
-
-def _replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> None:
-    text = as_text(s)
-    _check_replace(text, str(old), str(new), -1 if count is None else count)
-
-
-def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> tuple[Any, ...]:
-    items = list(value) if not isinstance(value, dict) else list(value.keys())
-    check_text(items, "'join' builds a text")
-    _check_length(len(as_text(d)) * len(items), "'join' builds a text")
-    return (eval_ctx, items, d, attribute)
-
-
-def _count(what: str) -> Callable[..., None]:
-    def check(value: Any, count: Any = 1, *_: Any, **__: Any) -> None:
-        if _is_int(count) and count > MAX_ITEMS:
-            raise refuse(f"'{what}' of {count:,} pieces", MAX_ITEMS)
-
-    return check
-
-
-def _wordwrap(environment: Any, s: Any, width: Any = 79, break_long_words: Any = True,
-              wrapstring: Any = None, *_: Any, **kwargs: Any) -> None:
-    text = as_text(s)
-    wrap = as_text(kwargs.get("wrapstring", wrapstring) or "\n")
-    _check_length(len(text) * (1 + len(wrap)), "'wordwrap' builds a text")
-
-
-def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> None:
-    if not isinstance(start, (int, float)):
-        raise TemplateLimitError("'sum' adds numbers only in a template")
-
-
-def _text_of_value(value: Any, *_: Any, **__: Any) -> None:
-    check_text(value)
-
-
-# Filters that can build far more than they are given, and the check run before each.
-_FILTER_CHECKS: dict[str, Callable[..., Any] | None] = {
-    "center": _center,
-    "indent": _indent,
-    "format": _format,
-    "replace": _replace,
-    "join": _join,
-    "batch": _count("batch"),
-    "slice": _count("slice"),
-    "wordwrap": _wordwrap,
-    "sum": _sum,
-    "string": _text_of_value,
-    "pprint": _text_of_value,
-    "tojson": _text_of_value,
-    "urlencode": _text_of_value,
-    "xmlattr": None,
-    "shquote": _text_of_value,
-    "basename": _text_of_value,
-    "dirname": _text_of_value,
-    "escape": _text_of_value,
-    "e": _text_of_value,
-    "forceescape": _text_of_value,
-}
-
-
-def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """Every filter wrapped: a check before the ones that can grow, a length check after all."""
-    return {name: _guard(func, _FILTER_CHECKS.get(name)) for name, func in filters.items()}
-
-
-def bounded_lipsum(original: Callable[..., str]) -> Callable[..., str]:
-    """Jinja's ``lipsum`` with a bound on paragraphs and words."""
-
-    @functools.wraps(original)
-    def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
-        if n > MAX_LIPSUM_PARAGRAPHS or max > MAX_LIPSUM_WORDS or min > MAX_LIPSUM_WORDS:
-            raise refuse("lipsum asks for too much text", MAX_LIPSUM_PARAGRAPHS)
-        return original(n, html, min, max)
-
-    return lipsum
+    check_length(len(text) + hits * max(len(new) - len(old), 0), "'replace' builds a text")

@@ -21,7 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from ..exceptions import TemplateError, TemplateSyntaxProblem
-from . import limits
+from . import bounded_filters, limits
 from .engine import SINGLE_EXPR as _SINGLE_EXPR
 
 
@@ -153,8 +153,8 @@ def _make_env() -> _Environment:
     env.filters["tojson"] = _tojson
     env.filters["basename"] = lambda p: os.path.basename(str(p))
     env.filters["dirname"] = lambda p: os.path.dirname(str(p))
-    env.filters = limits.bounded_filters(env.filters)
-    env.globals["lipsum"] = limits.bounded_lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
+    env.filters = bounded_filters.bounded_filters(env.filters)
+    env.globals["lipsum"] = bounded_filters.bounded_lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
     return env
 
 
