@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import EXIT_OK, EXIT_REFUSED, SpecError, UsageError, WorkflowError
+from ..exceptions import EXIT_OK, EXIT_REFUSED, UsageError, WorkflowError
 from .output import dump, short
 
 # `list` never descends into these: run workspaces hold copies, not workflows to run.
@@ -55,34 +55,16 @@ def add_parser(sub: Any) -> None:
 # --- validate -----------------------------------------------------------------------
 
 
-def _error_entry(err: WorkflowError) -> dict[str, Any]:
-    if isinstance(err, SpecError):
-        message = err.detail + (f" ({err.hint})" if err.hint else "")
-        return {"message": message, "step": None, "line": err.line}
-    return {"message": err.one_line(), "step": None, "line": None}
-
-
 def handle_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the file loads (and, with --strict, has no warnings), else 2."""
-    from ..engine.lint import lint_workflow
-    from ..engine.load import load_workflow
+    from .. import client
 
-    file = str(args.workflow)
-    errors: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    steps = 0
-    try:
-        workflow = load_workflow(args.workflow)
-    except WorkflowError as err:
-        if args.format == "text":
-            raise  # main prints the one line and exits 2
-        errors.append(_error_entry(err))
-    else:
-        steps = len(workflow.steps)
-        warnings = [w.to_json() for w in lint_workflow(workflow)]
-        if args.strict:
-            errors, warnings = warnings, []
-    valid = not errors
+    # In text, a load error is the usual one line (main prints it, exit 2).
+    target = client.load(args.workflow) if args.format == "text" else args.workflow
+    report = client.validate(target, strict=args.strict)
+    file, valid, steps = str(args.workflow), report.valid, report.steps
+    errors = [e.model_dump() for e in report.errors]
+    warnings = [w.model_dump() for w in report.warnings]
     if args.format == "json":
         doc = {"valid": valid, "file": file, "steps": steps, "error_count": len(errors),
                "errors": errors, "warnings": warnings}

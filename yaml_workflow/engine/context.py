@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..settings import process_environment
 from ..spec.models import Step, Workflow
 from ..templating import Namespace, render_value
 from .secrets import Masker
@@ -51,7 +51,7 @@ class RunContext:
     recorder: Any  # RunRecorder-like: .record(event)
     run_number: int | None = None
     # The environment of templates and subprocesses (process env + workflow `env:`).
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    environ: dict[str, str] = field(default_factory=lambda: process_environment())
     masker: Masker = field(default_factory=Masker)
     timestamp: str = ""
     observer: Observer = _no_observer

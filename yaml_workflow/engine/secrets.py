@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SecretError
+from ..settings import process_environment
 
 MASK = "***"
 # Environment names that look secret; never exported to Redis by `submit`.
@@ -31,7 +31,7 @@ def looks_secret(name: str, value: str | None = None) -> bool:
 
 def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Values of the declared secrets; a missing or empty one stops the run before any step."""
-    environ = os.environ if environ is None else environ
+    environ = process_environment() if environ is None else environ
     missing = [name for name in names if not environ.get(name)]
     if missing:
         raise SecretError(

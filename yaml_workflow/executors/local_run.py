@@ -6,7 +6,6 @@ live lease) happens before the first step, so a refused command changes nothing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import threading
@@ -31,6 +30,7 @@ from ..exceptions import (
     UsageError,
     WorkflowError,
 )
+from ..settings import get_settings
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
 from ..state.document import RUNNING, history_event, now_iso, status_event, step_event
@@ -49,7 +49,7 @@ def new_run_id() -> str:
 
 
 def _store_for(request: RunRequest, base_dir: Path) -> Store:
-    return open_store(request.state_url or os.environ.get("YAML_WORKFLOW_STATE_URL"), root=str(base_dir))
+    return open_store(request.state_url or get_settings().state_url, root=str(base_dir))
 
 
 def _environment(workflow: Workflow, request: RunRequest) -> tuple[dict[str, str], Masker]:

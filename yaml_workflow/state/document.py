@@ -38,6 +38,19 @@ def now_iso(ts: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_iso(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 timestamp (``Z`` or an offset), None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def new_document(header: dict[str, Any]) -> dict[str, Any]:
     """An empty document for a run described by a ``run`` transition."""
     doc: dict[str, Any] = {
@@ -240,15 +253,7 @@ def _mapping(value: Any) -> bool:
 
 
 def _iso(value: Any) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
+    return value is None or parse_iso(value) is not None
 
 
 def _names(value: Any) -> bool:

@@ -13,17 +13,17 @@ import time
 import uuid
 
 from ..exceptions import LeaseHeld
+from ..settings import get_settings
 from .document import HOST
 from .store import Lease, Store
-
-DEFAULT_TTL = float(os.environ.get("YAML_WORKFLOW_LEASE_TTL", "15"))
 
 
 class LeaseKeeper:
     """Takes a run's lease and renews it every ttl/3 seconds until released."""
 
-    def __init__(self, store: Store, run_id: str, ttl: float = DEFAULT_TTL) -> None:
-        self.store, self.run_id, self.ttl = store, run_id, ttl
+    def __init__(self, store: Store, run_id: str, ttl: float | None = None) -> None:
+        self.store, self.run_id = store, run_id
+        self.ttl = get_settings().lease_ttl if ttl is None else ttl
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -112,9 +112,7 @@ class Store(abc.ABC):
 
 def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Transitions that take a fresh run (from ``run_header(doc)``) to ``doc``."""
-    from datetime import datetime, timezone
-
-    from .document import RETRYING
+    from .document import RETRYING, parse_iso
 
     state = doc.get("execution_state") or {}
     retry = state.get("retry_state") or {}
@@ -136,11 +134,9 @@ def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     events += [{"t": "history", "entry": entry} for entry in doc.get("history") or []]
     final = {"t": "status", "status": doc.get("status"), "current_step": state.get("current_step"),
              "failed_step": state.get("failed_step")}
-    try:
-        moment = datetime.strptime(str(doc.get("last_updated")), "%Y-%m-%dT%H:%M:%S.%fZ")
-        final["at"] = moment.replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        pass  # an odd timestamp: last_updated becomes the restore's start time
+    moment = parse_iso(doc.get("last_updated"))
+    if moment is not None:  # an odd timestamp: last_updated becomes the restore's start time
+        final["at"] = moment
     events.append(final)
     return events
 
@@ -168,7 +164,9 @@ def lease_is_live(lease: Lease | None) -> bool:
 
 def default_state_url() -> str | None:
     """``YAML_WORKFLOW_STATE_URL`` if set (else each command picks its default)."""
-    return os.environ.get("YAML_WORKFLOW_STATE_URL") or None
+    from ..settings import get_settings
+
+    return get_settings().state_url
 
 
 def open_store(url: str | None = None, *, root: str | None = None) -> Store:

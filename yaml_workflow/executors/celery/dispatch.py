@@ -15,6 +15,7 @@ from typing import Any
 
 from ...engine.plan import Plan
 from ...engine.step import Outcome, describe_error
+from ...settings import get_settings
 from ...spec.models import Workflow
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
 from ...tasks import get_task
@@ -116,7 +117,7 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
 def _fault(point: str, run: FleetRun, step: str) -> None:
     """Test hook for the crash windows: YAML_WORKFLOW_TEST_FAULT=POINT:STEP kills this
     process there, once per run (a flag file in the workspace remembers it fired)."""
-    wanted = os.environ.get("YAML_WORKFLOW_TEST_FAULT")
+    wanted = get_settings().test_fault
     if not wanted or wanted != f"{point}:{step}":
         return
     flag = run.workspace / ".ywf" / f"fault-{point}-{step}"

@@ -27,7 +27,8 @@ from typing import Any
 
 import redis
 
-CLAIM_TTL = float(os.environ.get("YAML_WORKFLOW_CLAIM_TTL", "30"))
+from ...settings import get_settings
+
 EVENTS_MAXLEN = 100_000
 FINISHED_TTL = 7 * 86400  # fleet keys of a finished run: --wait and status need them a while
 
@@ -111,7 +112,12 @@ return redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
 
 def key_prefix() -> str:
     """The key prefix of every Redis key of this project."""
-    return os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf"
+    return get_settings().key_prefix
+
+
+def claim_ttl() -> float:
+    """Seconds a running step's claim lives without renewal."""
+    return get_settings().claim_ttl
 
 
 @lru_cache(maxsize=8)
@@ -199,7 +205,7 @@ class FleetState:
     def begin(self, run_id: str, step: str, token: str, ns_fields: list[str]) -> dict[str, Any]:
         """Status, done marker and claim of a step, with its attempt and inputs, at once."""
         keys = [self.k(run_id, "fleet"), self.k(run_id), self.claim_key(run_id, step), self.k(run_id, "ns")]
-        out = self._begin(keys=keys, args=[step, token, int(CLAIM_TTL * 1000), *ns_fields])
+        out = self._begin(keys=keys, args=[step, token, int(claim_ttl() * 1000), *ns_fields])
         info: dict[str, Any] = {"status": _s(out[0])}
         if len(out) == 1:
             return info
@@ -276,7 +282,7 @@ class FleetState:
 
     def renew(self, claim_key: str, token: str) -> bool:
         """Extend a claim we hold."""
-        return bool(self._renew(keys=[claim_key], args=[token, int(CLAIM_TTL * 1000)]))
+        return bool(self._renew(keys=[claim_key], args=[token, int(claim_ttl() * 1000)]))
 
     def break_claim(self, claim_key: str) -> None:
         """Drop a claim whose holder is known dead (hard time limit killed it)."""
@@ -340,7 +346,7 @@ class _Renewer:
 
     def _loop(self) -> None:
         while True:
-            time.sleep(CLAIM_TTL / 3)
+            time.sleep(claim_ttl() / 3)
             with self._lock:
                 claims = list(self._claims.items())
             for key, (fs, token) in claims:

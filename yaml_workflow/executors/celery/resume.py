@@ -15,10 +15,8 @@ finds the run active (fresh activity, claims) and is refused too.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +25,22 @@ from ...engine.request import RunResult
 from ...engine.resume import decide
 from ...engine.secrets import check_secrets
 from ...exceptions import BrokerUnavailable, ResumeRefused, RunNotFound, StoreUnavailable
-from ...state.document import FINISHED, RUNNING, history_event, now_iso, status_event, step_event
+from ...settings import get_settings, process_environment
+from ...state.document import (
+    FINISHED,
+    RUNNING,
+    history_event,
+    now_iso,
+    parse_iso,
+    status_event,
+    step_event,
+)
 from ...state.mirror import MIRROR_KEY, read_state
 from ...state.recorder import RunRecorder
 from ...state.store import lease_is_live, open_store
 from . import config
 from .dispatch import advance, compile_plan
-from .fleet_state import CLAIM_TTL, FleetState, _s
+from .fleet_state import FleetState, _s
 from .runtime import FleetRun, ns_entry
 
 # How long the resume lease lives if its holder dies in the middle (seconds).
@@ -43,20 +50,17 @@ RESUME_LEASE = 60.0
 def stall_after() -> float:
     """Seconds without any recorded transition after which a `running` run with no live
     claim counts as stalled (its message was lost) and may be resumed."""
-    return float(os.environ.get("YAML_WORKFLOW_STALL_AFTER") or 3 * CLAIM_TTL)
+    return get_settings().effective_stall_after
 
 
 def _age(doc: dict[str, Any]) -> float:
-    try:
-        moment = datetime.strptime(str(doc.get("last_updated")), "%Y-%m-%dT%H:%M:%S.%fZ")
-    except ValueError:
-        return float("inf")
-    return time.time() - moment.replace(tzinfo=timezone.utc).timestamp()
+    moment = parse_iso(doc.get("last_updated"))
+    return float("inf") if moment is None else time.time() - moment
 
 
 def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, Any], Path, bool]:
     """The run's document, its workspace, and whether it came from the mirror."""
-    from ...state.locate import _is_workspace, workspace_roots
+    from ...state.locate import is_workspace, workspace_roots
     from ...state.stores.json_file import find_run_workspace
 
     if store.exists(run_id):
@@ -64,7 +68,7 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
         where = workspace or Path(doc.get("workspace") or ".")
         return doc, where.absolute(), False
     found = None
-    if workspace is not None and _is_workspace(workspace):
+    if workspace is not None and is_workspace(workspace):
         if str(read_state(workspace).get("workflow_id")) == run_id:
             found = workspace
     if found is None:
@@ -174,7 +178,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         decision = decide(workflow, plan, doc, given=override_params or params or {},
                           override_params=override_params is not None, from_step=from_step,
                           force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped))
-        secrets = check_secrets(workflow.secrets, dict(os.environ))
+        secrets = check_secrets(workflow.secrets, process_environment())
         _check_limits(workflow, plan, fs)
         if lost or doc.get("mode") != "fleet" or doc.get("workspace") != str(ws):
             # The fleet needs the run in Redis, under an absolute workspace, as a fleet run.
@@ -183,7 +187,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         old = fs.spec(run_id) or {}
         records = doc["execution_state"]["step_outputs"]
         env = old["env"] if "env" in old else exported_env(
-            dict(os.environ), list(workflow.secrets), list(secrets.values()))
+            process_environment(), list(workflow.secrets), list(secrets.values()))
         spec = {"v": 1, "workflow": workflow.model_dump(mode="json"), "plan": plan.to_dict(),
                 **compile_plan(workflow, plan), "args": decision.args, "env": env,
                 "workspace": str(ws), "run_number": doc.get("run_number"),

@@ -23,6 +23,7 @@ from ...engine.context import STEP_NS_KEYS, RunContext
 from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import RunNotFound
+from ...settings import get_settings
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
 from ...state.recorder import RunRecorder
@@ -33,7 +34,6 @@ from .progress import current_task_progress
 
 _CACHE_SIZE = 32
 DONE = (COMPLETED, SKIPPED, FAILED)
-RUNNING_DELAY = float(os.environ.get("YAML_WORKFLOW_RUNNING_DELAY", "0.2"))
 _REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _ANY_REF = re.compile(r"\bsteps\b")
 
@@ -95,7 +95,7 @@ class FleetRecorder:
     step's ``running`` and final transitions are written to the journal at once but held
     for the store: the commit writes them in the same transaction as the done marker,
     which saves two round trips per step; a step still running after
-    ``RUNNING_DELAY`` seconds has its ``running`` record flushed by a thread, so
+    ``running_delay`` seconds has its ``running`` record flushed by a thread, so
     ``status`` shows it.  Any other transition of the run flushes what is held first,
     so the store sees transitions in their order.
     """
@@ -161,14 +161,14 @@ class _Deferred:
 
     def watch(self, recorder: FleetRecorder, step: str) -> None:
         with self._lock:
-            self._due.append((time.monotonic() + RUNNING_DELAY, recorder, step))
+            self._due.append((time.monotonic() + get_settings().running_delay, recorder, step))
             if self._pid != os.getpid():  # first use in this (forked) process
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="ywf-running", daemon=True).start()
 
     def _loop(self) -> None:
         while True:
-            time.sleep(RUNNING_DELAY / 4)
+            time.sleep(max(0.01, get_settings().running_delay / 4))
             now = time.monotonic()
             with self._lock:
                 due = [d for d in self._due if d[0] <= now]
@@ -207,7 +207,7 @@ def run_environment(environ: dict[str, str]) -> Iterator[None]:
     """The run's environment as this process's os.environ while a step runs, so that
     in-process code (python_code reading os.environ) sees what it sees under `run`.
     Not under the threads pool, where steps of different runs share one os.environ."""
-    if os.environ.get("YAML_WORKFLOW_WORKER_POOL") == "threads":
+    if get_settings().worker_pool == "threads":
         yield
         return
     saved = dict(os.environ)
@@ -315,12 +315,12 @@ def worker_name() -> str:
     """This worker's node name, else YAML_WORKFLOW_WORKER_NAME, else the host name."""
     from ...state.document import HOST
 
-    return _WORKER["name"] or os.environ.get("YAML_WORKFLOW_WORKER_NAME") or HOST
+    return _WORKER["name"] or get_settings().worker_name or HOST
 
 
 def fleet_state() -> FleetState:
     """This process's FleetState on the state URL."""
-    return _fleet_state(config.state_url(), os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf")
+    return _fleet_state(config.state_url(), get_settings().key_prefix)
 
 
 _FS: dict[tuple[str, str, int], FleetState] = {}

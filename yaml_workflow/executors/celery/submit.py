@@ -9,7 +9,6 @@ enqueues the first steps.  Workers need neither the YAML file nor the submitter.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -31,6 +30,7 @@ from ...exceptions import (
     WaitTimeout,
     WorkflowError,
 )
+from ...settings import get_settings
 from ...spec.params import resolve_params
 from ...state.document import FINISHED, RUNNING, SKIPPED, history_event, now_iso
 from ...state.mirror import STATE_FILE
@@ -101,7 +101,7 @@ def _workspace(request: RunRequest, name: str) -> tuple[Path, int]:
         shutil.rmtree(path / ".ywf", ignore_errors=True)
         prepare(path)
         return path, run_number_of(path) or 1
-    root = os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"
+    root = get_settings().workspace_root
     base = (request.base_dir or Path(root)).absolute()
     return create_workspace(base, name)
 

@@ -12,13 +12,13 @@ keep) lets the keys of a finished run expire.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlparse, urlunparse
 
 from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
+from ...settings import get_settings
 from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
 from ..store import Lease, Store, lease_is_live
 from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
@@ -59,15 +59,7 @@ return 0
 
 def finished_ttl() -> float | None:
     """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset or empty: keep finished runs)."""
-    raw = os.environ.get("YAML_WORKFLOW_FINISHED_TTL", "").strip()
-    if not raw:
-        return None
-    try:
-        return float(raw)  # plain seconds
-    except ValueError:
-        from ..cleanup import parse_age  # 90s, 30m, 12h, 7d, 2w
-
-        return parse_age(raw)
+    return get_settings().finished_ttl
 
 
 def safe_url(url: str) -> str:
@@ -90,7 +82,7 @@ class RedisStore(Store):
             raise UsageError("a redis:// state URL needs the redis package",
                              hint="pip install 'yaml-workflow[fleet]'")
         self.url = url
-        self.prefix = prefix or os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf"
+        self.prefix = prefix or get_settings().key_prefix
         try:
             # Give up within ~5 s: three connection attempts of 1.5 s at most.
             self._r = redis.Redis.from_url(

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from ..document import (
@@ -41,6 +40,7 @@ from ..document import (
     SKIPPED,
     new_document,
     now_iso,
+    parse_iso,
 )
 
 # Run-hash fields stored as plain text; every other field is JSON.
@@ -91,13 +91,8 @@ def dumps(value: Any) -> str:
 
 def start_score(start_time: Any) -> float:
     """The run index score of a start time (now when it does not parse)."""
-    if isinstance(start_time, str):
-        for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-            try:
-                return datetime.strptime(start_time, fmt).replace(tzinfo=timezone.utc).timestamp()
-            except ValueError:
-                continue
-    return time.time()
+    moment = parse_iso(start_time)
+    return time.time() if moment is None else moment
 
 
 class RunKeys:
