@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # --- testing ---------------------------------------------------------------------
     test_fault: OptionalText = Field(
         None, description="test hook: POINT:STEP makes a worker die at that point of a step's commit")
+    test_pause: OptionalText = Field(
+        None, description="test hook: POINT:DIR holds a process at POINT until DIR/release exists")
 
     @field_validator("broker_url")
     @classmethod

@@ -21,7 +21,8 @@ STEP_NS_KEYS = ("status", "result", "error", "error_message", "error_type", "att
 Observer = Callable[[str, dict[str, Any]], None]
 
 
-def _no_observer(kind: str, info: dict[str, Any]) -> None:
+def no_observer(kind: str, info: dict[str, Any]) -> None:
+    """The observer that ignores everything (runs nobody watches)."""
     return None
 
 
@@ -54,7 +55,7 @@ class RunContext:
     environ: dict[str, str] = field(default_factory=lambda: process_environment())
     masker: Masker = field(default_factory=Masker)
     timestamp: str = ""
-    observer: Observer = _no_observer
+    observer: Observer = no_observer
     # The live `steps` namespace; entries are replaced whole, never mutated, so a
     # template reading it while a parallel step finishes sees old or new, not half.
     steps: Namespace = field(default_factory=lambda: Namespace("steps"))
@@ -115,6 +116,7 @@ class RunContext:
         for key, value in self.workflow.env.items():
             rendered = render_value(value, scope)
             self.environ[str(key)] = "" if rendered is None else str(rendered)
+        self._env_ns = Namespace("env", self.environ)  # templates see what subprocesses get
 
     # --- recording -------------------------------------------------------------------
 

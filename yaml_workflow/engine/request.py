@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..settings import process_environment
 from ..spec.models import Workflow
-from .context import Observer, _no_observer
+from .context import Observer, no_observer
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunRequest:
     start_from: str | None = None
     skip_steps: list[str] = field(default_factory=list)
     state_url: str | None = None
-    observer: Observer = _no_observer
+    observer: Observer = no_observer
     # resume
     resume: bool = False
     run_id: str | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..engine.cancel import clear_cancel
 from ..engine.context import RunContext
+from ..engine.hooks import pause_point
 from ..engine.lifecycle import (
     fresh_workspace,
     new_run_id,
@@ -44,6 +45,7 @@ from ..state.lease import lease_is_live
 from ..state.lease_keeper import LeaseKeeper
 from ..state.locate import LocatedRun
 from ..state.mirror import JOURNAL_DIR, STATE_FILE, read_state
+from ..state.processes import ProcessRef, kill_group
 from ..state.recorder import RunRecorder
 from ..state.store import Store
 from ..state.stores import open_store
@@ -146,14 +148,36 @@ def find_resumable(request: RunRequest, store: Store) -> tuple[str, Path]:
 
 
 def resume_run(request: RunRequest) -> RunResult:
-    """Continue a failed or interrupted run in its workspace."""
-    workflow = request.workflow
+    """Continue a failed or interrupted run in its workspace.
+
+    The lease is taken first and the run's state read after it: two resumes of one run
+    cannot both decide on the same state — the second finds the lease held, or, once
+    the first has finished, a run that no longer needs resuming.
+    """
     file_store = open_store("file://", root=str(request.base_dir or "runs"))
     run_id, workspace = find_resumable(request, file_store)
     store = _store_for(request, workspace.parent)
     if isinstance(store, JsonFileStore):
         # The run id alone could find a copy of this workspace under the same root.
         store.use_workspace(run_id, workspace)
+    lease = LeaseKeeper(store, run_id)
+    pause_point("resume_before_lease")
+    try:
+        lease.acquire()
+    except LeaseHeld as err:
+        raise ResumeRefused(err.message, hint=err.hint) from None
+    try:
+        pause_point("resume_after_lease")
+        rc, plan, done, opening = _prepare_resume(request, store, run_id, workspace)
+    except BaseException:
+        lease.release()
+        raise
+    return _drive(rc, plan, lease, done, opening)
+
+
+def _prepare_resume(request: RunRequest, store: Store, run_id: str,
+                    workspace: Path) -> tuple[RunContext, Plan, set[str], list[dict[str, Any]]]:
+    """Under the lease: read the run, decide what runs again, stop what outlived its owner."""
     try:
         doc = store.load(run_id)
     except (RunNotFound, StateFileError):
@@ -161,6 +185,7 @@ def resume_run(request: RunRequest) -> RunResult:
             raise
         doc = read_state(workspace)  # the store lost it: the mirror has it all
         store.restore_run(doc)
+    workflow = request.workflow
     if workflow is None:
         workflow = stored_workflow(doc, str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}")
     options = doc.get("options") or {}
@@ -171,24 +196,31 @@ def resume_run(request: RunRequest) -> RunResult:
                       rerun=request.rerun_steps, mark_skipped=request.mark_skipped)
     environ, masker = _environment(workflow, request)
     environ = workflow_env(workflow, decision.args, environ)
+    records = doc["execution_state"]["step_outputs"]
+    stop_survivors(records)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,
                     run_number=doc.get("run_number"), environ=environ, masker=masker,
                     timestamp=now_iso(), observer=request.observer)
-    records = doc["execution_state"]["step_outputs"]
     rc.load_steps({n: r for n, r in records.items() if n in decision.done})
     rc.prior_items = reusable_items(plan, decision, records)
-    # The lease decides between two resumes of one run: the loser records nothing.
-    lease = LeaseKeeper(store, run_id)
-    try:
-        lease.acquire()
-    except LeaseHeld as err:
-        raise ResumeRefused(err.message, hint=err.hint) from None
     clear_cancel(workspace)  # resuming a cancelled run undoes the cancel
     opening = resume_events(doc, decision, request.mark_skipped)
     for name in request.mark_skipped:
         rc.set_step(name, {"status": "skipped", "result": None})
-    return _drive(rc, plan, lease, decision.done, opening)
+    return rc, plan, decision.done, opening
+
+
+def stop_survivors(records: dict[str, Any]) -> list[str]:
+    """Kill the subprocesses of steps that were running when their run's process died
+    (we hold the lease, so that process is gone) and outlived it; the steps concerned."""
+    stopped = []
+    for name, record in records.items():
+        proc = record.get("proc")
+        if record.get("status") in ("running", "retrying") and proc and proc.get("host") == HOST:
+            if kill_group(ProcessRef.from_dict(proc)):
+                stopped.append(name)
+    return stopped
 
 
 class LocalExecutor:

@@ -48,6 +48,9 @@ class TaskContext:
     # Set by the engine: record finished items (index -> record) durably, one call per chunk.
     record_items: Callable[[dict[str, dict[str, Any]]], None] = lambda items: None
     mask: Callable[[str], str] = lambda text: text
+    # Set by the engine: a subprocess started for the step (its pid leads its own process
+    # group), recorded so that a resume after a crash can kill what outlived its owner.
+    on_process: Callable[[int], None] = lambda pid: None
     logger: logging.Logger = log
 
     # --- templates -------------------------------------------------------------------

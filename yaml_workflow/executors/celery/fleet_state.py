@@ -102,10 +102,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: batch hash | ARGV: chunk index, nchunks, items {index: json}
+# KEYS: batch hash | ARGV: chunk index, items {index: json}
 _CHUNK_DONE = """
 if redis.call('HSETNX', KEYS[1], 'chunkdone:' .. ARGV[1], '1') == 0 then return -1 end
-for i, v in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[1], 'item:' .. i, v) end
+for i, v in pairs(cjson.decode(ARGV[2])) do redis.call('HSET', KEYS[1], 'item:' .. i, v) end
 return redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
 """
 
@@ -281,6 +281,18 @@ class FleetState:
         if token is not None:
             self._release(keys=[claim_key], args=[token])
 
+    def release_all_now(self) -> None:
+        """Give back every claim this process holds, on a connection of its own (the
+        pool's may be in the middle of a command: this runs in a signal handler)."""
+        if not self._held:
+            return
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            for key, token in list(self._held.items()):
+                client.eval(_RELEASE, 1, key, token)
+        finally:
+            client.close()
+
     def renew(self, claim_key: str, token: str) -> bool:
         """Extend a claim we hold."""
         return bool(self._renew(keys=[claim_key], args=[token, int(claim_ttl() * 1000)]))
@@ -296,10 +308,47 @@ class FleetState:
         """The hash of one fan-out of a batch step."""
         return self.k(run_id, f"batch:{step}:{attempt}")
 
-    def chunk_done(self, key: str, chunk: int, nchunks: int, items: dict[int, Any]) -> int:
-        """Store a chunk's items; the count of chunks done, or -1 if this chunk was counted."""
+    def store_fanout(self, run_id: str, step: str, attempt: int, plan: dict[str, Any]) -> None:
+        """Remember a fan-out (its inputs, start, number of chunks) and that it happened."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.batch_key(run_id, step, attempt), "plan", json.dumps(plan))
+        pipe.hset(self.k(run_id, "fleet"), f"fanout:{step}", str(attempt))
+        pipe.execute()
+
+    def fanout_plan(self, run_id: str, step: str, attempt: int) -> dict[str, Any] | None:
+        """What :meth:`store_fanout` stored, or None once it is gone."""
+        raw = self.r.hget(self.batch_key(run_id, step, attempt), "plan")
+        return json.loads(raw) if raw else None
+
+    def batch_stopped(self, run_id: str, step: str, attempt: int) -> bool:
+        """True once the fan-out is bound to fail (later chunks skip their items)."""
+        return bool(self.r.hget(self.batch_key(run_id, step, attempt), "stop"))
+
+    def stop_batch(self, run_id: str, step: str, attempt: int) -> None:
+        """Mark the fan-out as bound to fail."""
+        self.r.hset(self.batch_key(run_id, step, attempt), "stop", "1")
+
+    def chunk_done(self, run_id: str, step: str, attempt: int, chunk: int,
+                   items: dict[int, Any]) -> int | None:
+        """Store a chunk's item records; the count of chunks done, None if this chunk was counted."""
         encoded = {str(i): json.dumps(v) for i, v in items.items()}
-        return int(self._chunk(keys=[key], args=[chunk, nchunks, json.dumps(encoded)]))
+        counted = int(self._chunk(keys=[self.batch_key(run_id, step, attempt)],
+                                  args=[chunk, json.dumps(encoded)]))
+        return None if counted == -1 else counted
+
+    def chunks_done(self, run_id: str, step: str, attempt: int) -> int:
+        """How many chunks of the fan-out were counted."""
+        return int(self.r.hget(self.batch_key(run_id, step, attempt), "chunks_done") or 0)
+
+    def batch_items(self, run_id: str, step: str, attempt: int) -> dict[int, dict[str, Any]]:
+        """The item records the fan-out's chunks stored, by index."""
+        values = self.r.hgetall(self.batch_key(run_id, step, attempt))
+        return {int(decode_text(k)[5:]): json.loads(v) for k, v in values.items()
+                if decode_text(k).startswith("item:")}
+
+    def is_done(self, run_id: str, step: str) -> bool:
+        """True once the step's end is recorded (its done marker)."""
+        return bool(self.field(run_id, f"done:{step}"))
 
     # --- workers -----------------------------------------------------------------------
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ...engine.context import STEP_NS_KEYS, RunContext
+from ...engine.lifecycle import workflow_env
 from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets
-from ...exceptions import RunNotFound
+from ...exceptions import RunNotFound, SecretError, WorkflowError
 from ...settings import get_settings
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
@@ -242,17 +243,24 @@ class FleetRun:
         self.queue: str = spec.get("queue") or config.DEFAULT_QUEUE
         environ = dict(os.environ)
         environ.update(spec.get("env") or {})
+        self.host = worker_name()
+        # Why this worker cannot run the run's steps (reported as the step's failure).
         self.secret_error: Exception | None = None
         secrets: dict[str, str] = {}
         try:  # declared secrets come from this worker's own environment, never from Redis
             secrets = check_secrets(self.workflow.secrets, os.environ)
-        except Exception as err:  # noqa: BLE001 - reported as the step's failure
-            self.secret_error = err
+        except SecretError as err:
+            self.secret_error = SecretError(
+                f"{err.message} on worker {self.host}: workers take secrets from their own "
+                "environment (docs/security.md)", hint=err.hint)
         environ.update(secrets)
-        self.environ = environ
         self.masker = Masker(secrets.values())
+        try:  # the workflow's env:, rendered once for the run as `run` renders it
+            environ = workflow_env(self.workflow, dict(spec["args"]), environ)
+        except WorkflowError as err:
+            self.secret_error = self.secret_error or err
+        self.environ = environ
         _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
-        self.host = worker_name()
         self.recorder = FleetRecorder(recorder or RunRecorder(store, run_id, self.workspace), self.host)
         self.lock = threading.Lock()
 
@@ -268,7 +276,6 @@ class FleetRun:
                         timestamp=self.spec.get("timestamp", ""))
         # Recorded progress goes on to `submit --wait` and Flower (as a task event).
         rc.observer = current_task_progress(self)
-        rc.render_env()
         rc.load_steps(ns)
         rc.prior_items = self.spec.get("prior_items") or {}  # a resumed batch reuses its items
         return rc
@@ -333,6 +340,17 @@ def _fleet_state(url: str, prefix: str) -> FleetState:
     if key not in _FS:
         _FS[key] = FleetState(url, prefix)
     return _FS[key]
+
+
+def release_held_claims() -> None:
+    """Give back every claim this process holds, at once (it is being told to stop):
+    the requeued messages then run on another worker without waiting out the TTL."""
+    for (_, _, pid), fs in list(_FS.items()):
+        if pid == os.getpid():
+            try:
+                fs.release_all_now()
+            except Exception:  # noqa: BLE001 - the claims then expire by their TTL
+                pass
 
 
 def state_store() -> Store:

@@ -33,11 +33,11 @@ import time
 from typing import Any
 
 from ..document import (
-    _STEP_FIELDS,
     COMPLETED,
     RETRYING,
     RUNNING,
     SKIPPED,
+    STEP_FIELDS,
     new_document,
     now_iso,
     parse_iso,
@@ -56,7 +56,7 @@ _BASE_FIELDS = (
 # Document keys that live in their own hash or under prefixed run fields.
 _STRUCTURED = frozenset(("execution_state", "variables", "fingerprints", "history", "flags"))
 _MAPS = {"fingerprint": "fingerprints", "flag": "flags", "retry": "retry_state"}
-_RECORD_FIELDS = tuple(f for f in _STEP_FIELDS if f != "result")  # results go to :outputs
+_RECORD_FIELDS = tuple(f for f in STEP_FIELDS if f != "result")  # results go to :outputs
 _STALE_ON_SUCCESS = ("error", "error_type", "error_message")
 _DONE_JSON = tuple(json.dumps(s) for s in (COMPLETED, SKIPPED, "failed"))
 
@@ -252,6 +252,9 @@ def queue_event(pipe: Any, keys: RunKeys, prefix: str, event: dict[str, Any]) ->
     elif kind == "progress":
         pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
         pipe.hset(keys.steps, f"{event['step']}.progress", dumps(event["progress"]))
+    elif kind == "proc":
+        pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
+        pipe.hset(keys.steps, f"{event['step']}.proc", dumps(event["proc"]))
     elif kind == "items":
         pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
         pipe.hset(keys.steps, mapping={f"{event['step']}.item:{i}": dumps(v) for i, v in event["items"].items()})
