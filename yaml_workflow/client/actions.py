@@ -18,7 +18,7 @@ from typing import Any
 from ..exceptions import ResumeRefused, StoreUnavailable, UsageError
 from ..executors.control import cancel_run, repair_run
 from ..state.locate import LocatedRun
-from .inspect import locate
+from .inspect import locate, step_states
 from .models import ActionResult
 
 
@@ -85,6 +85,10 @@ def _repair(action: str, run: str, step: str, *, wait: bool, observer: Any,
     located = _writable(locate(run, base_dir=base_dir))
     verb = "runs again" if action == "retry" else "is skipped"
     if detach and located.doc.get("mode") != "fleet":
+        names = [row.step for row in step_states(located.doc)]
+        if step not in names:
+            raise UsageError(f"run {located.run_id} has no step '{step}'",
+                             hint=f"its steps: {', '.join(names[:20])}")
         return _detach(located, [action, str(located.workspace), "--step", step], action,
                        f"step '{step}' {verb}")
     result = repair_run(located, action, step, observer=observer or _quiet, wait=wait)
