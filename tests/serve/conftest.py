@@ -32,6 +32,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the browser tests, installed with apt-get when missing."""
+    from tests.support.browser import ensure_chromium
+
+    return ensure_chromium()
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The dashboard's --base-dir; the workspace root points there too, and the cwd is empty."""

@@ -19,6 +19,34 @@ from typing import Any
 
 from tests.support.redis_server import free_port
 
+# A step waits for a gate file, so whoever runs it decides when it finishes.
+GATED = """
+name: gated_pipeline
+params:
+  gate: {type: string}
+steps:
+  - name: prepare
+    task: echo
+    inputs: {message: ready}
+  - name: wait_for_gate
+    task: python_code
+    depends_on: [prepare]
+    inputs:
+      code: |
+        import os, time
+        while not os.path.exists(args["gate"]):
+            time.sleep(0.05)
+        result = "gate opened"
+  - name: side_task
+    task: echo
+    depends_on: [prepare]
+    inputs: {message: beside}
+  - name: publish
+    task: echo
+    depends_on: [wait_for_gate, side_task]
+    inputs: {message: published}
+"""
+EXAMPLES = ("hello_world.yaml", "parallel_steps.yaml")
 RUNS_IMAGE = "dashboard-runs.png"
 RUN_IMAGE = "dashboard-run.png"
 VIEWPORT = {"width": 1360, "height": 860}
@@ -70,6 +98,21 @@ class DashboardServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def submit(fleet: Any, text: str, name: str, **params: str) -> str:
+    """Submit a workflow text to the fleet (not waiting); its run id."""
+    path = fleet.dir / name
+    path.write_text(text)
+    proc = fleet.cli("submit", str(path), *(f"{k}={v}" for k, v in params.items()))
+    if proc.returncode != 0:
+        raise RuntimeError(f"submit {name} failed: {proc.stderr}")
+    return str(proc.stdout.splitlines()[0].strip())
+
+
+def submit_examples(fleet: Any, root: Path) -> list[str]:
+    """Submit a few of the repository's examples (not waiting); their run ids."""
+    return [submit(fleet, (root / "examples" / name).read_text(), name) for name in EXAMPLES]
 
 
 def screenshots(page: Any, base_url: str, run_id: str, out_dir: Path) -> list[Path]:
