@@ -247,3 +247,21 @@ def test_a_script_acts_with_the_bearer_token(token_dashboard: Any, local_run: Ca
     # an action the run refuses comes back as a message, not a traceback
     again = token_dashboard.post(url, data={"step": "nosuch"}, headers={"authorization": f"Bearer {TOKEN}"})
     assert again.status_code == 409 and not again.json()["ok"] and "Traceback" not in again.text
+
+
+def test_resume_and_cancel_through_the_dashboard(token_dashboard: Any, local_run: Callable[..., Any]) -> None:
+    # given a failed local run whose cause is fixed
+    result = local_run(FAILING)
+    (Path(result.workspace) / "ready").touch()
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    # cancel is refused for a run that already ended, in one line
+    refused = token_dashboard.post(f"/runs/{result.run_id}/actions/cancel", headers=auth)
+    assert refused.status_code == 409 and "already failed" in refused.json()["message"]
+    # resume continues it in a process of its own, to the end
+    resumed = token_dashboard.post(f"/runs/{result.run_id}/actions/resume", headers=auth)
+    assert resumed.status_code == 200 and resumed.json()["ok"], resumed.text
+    from tests.support.workers import wait_for
+
+    wait_for(lambda: client.status(result.run_id).status == "completed", 30, "the resumed run to complete")
+    history = [h["event"] for h in client.status(result.run_id).history]
+    assert "resume" in history
