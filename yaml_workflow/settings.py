@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     lease_ttl: Duration = Field(15, gt=0, description="seconds a local run's lease lives without its heartbeat")
     # --- clients ---------------------------------------------------------------------
     debug: bool = Field(False, description="print tracebacks of internal errors")
+    ui_token: Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)] = Field(
+        None, description="the dashboard's (`serve`) action token: with it, retry, skip, cancel and resume "
+                          "are offered to those who sign in with it; unset: the dashboard is read-only")
     # --- testing ---------------------------------------------------------------------
     test_fault: OptionalText = Field(
         None, description="test hook: POINT:STEP makes a worker die at that point of a step's commit")

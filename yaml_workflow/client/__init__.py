@@ -13,19 +13,23 @@ the project's exceptions (:mod:`yaml_workflow.exceptions`), each carrying its ex
 
 from __future__ import annotations
 
-from .actions import cancel, retry, skip
-from .inspect import locate, logs, runs, status
+from .actions import cancel, resume_detached, retry, skip
+from .files import files, read_file
+from .inspect import locate, logs, outputs, runs, status
 from .models import (
     ActionResult,
+    FileContent,
     LogEntry,
     RunList,
     RunResult,
     RunStatus,
     RunSummary,
+    StepOutput,
     StepState,
     SubmitResult,
     ValidationIssue,
     ValidationReport,
+    WorkspaceFile,
 )
 from .start import check_timeout, load, resume, run, submit, validate, wait_for
 
@@ -33,10 +37,10 @@ __all__ = [
     # starting runs
     "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout",
     # reading runs
-    "status", "runs", "logs", "locate",
+    "status", "runs", "logs", "outputs", "files", "read_file", "locate",
     # acting on runs
-    "cancel", "retry", "skip",
+    "cancel", "retry", "skip", "resume_detached",
     # results
-    "ActionResult", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
-    "StepState", "SubmitResult", "ValidationIssue", "ValidationReport",
+    "ActionResult", "FileContent", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
+    "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkspaceFile",
 ]

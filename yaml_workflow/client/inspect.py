@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import UsageError
+from ..state.document import parse_iso
 from ..state.locate import LocatedRun, list_runs, locate_run
 from ..state.progress import run_progress
-from .models import LogEntry, RunList, RunStatus, RunSummary, StepState
+from .models import LogEntry, RunList, RunStatus, RunSummary, StepOutput, StepState
 
 LOG_LIMIT = 1_000_000  # characters of a step log returned at most (the rest is on disk)
 _DONE = ("completed", "skipped", "failed")
@@ -90,29 +92,64 @@ def status(run: str, *, base_dir: str | Path | None = None) -> RunStatus:
     return status_of(locate(run, base_dir=base_dir))
 
 
+def _duration(row: dict[str, Any], now: float) -> float | None:
+    started = parse_iso(row.get("start_time"))
+    if started is None:
+        return None
+    end = now if row.get("status") == "running" else parse_iso(row.get("last_updated"))
+    return round(max(0.0, end - started), 3) if end is not None else None
+
+
+def _summary(row: dict[str, Any], now: float) -> RunSummary:
+    return RunSummary(
+        run_id=str(row["workflow_id"]), workflow=row.get("name"), status=row.get("status"),
+        start_time=row.get("start_time"), last_updated=row.get("last_updated"),
+        workspace=row.get("workspace"), current_step=row.get("current_step"),
+        steps_done=row.get("steps_done"), steps_total=row.get("steps_total"),
+        hosts=row.get("hosts") or [], duration=_duration(row, now),
+        store=row.get("store", "workspace"), trigger=row.get("trigger"))
+
+
 def runs(*, base_dir: str | Path | None = None, limit: int | None = 50, offset: int = 0,
          status: str | None = None, workflow: str | None = None,
          schedule: str | None = None) -> RunList:
-    """Runs in the state Redis (when configured) and the workspaces, newest first, filtered."""
-    listing = list_runs(roots=_roots(base_dir))
-    rows = listing.rows
-    if status:
-        rows = [r for r in rows if r.get("status") == status]
-    if workflow:
-        rows = [r for r in rows if r.get("name") == workflow]
-    if schedule:
-        rows = [r for r in rows if ((r.get("trigger") or {}).get("name") == schedule
-                                    and (r.get("trigger") or {}).get("type") == "schedule")]
-    total = len(rows)
-    page = rows[offset:offset + limit] if limit else rows[offset:]
-    return RunList(
-        runs=[RunSummary(run_id=str(r["workflow_id"]), workflow=r.get("name"), status=r.get("status"),
-                         start_time=r.get("start_time"), last_updated=r.get("last_updated"),
-                         workspace=r.get("workspace"), current_step=r.get("current_step"),
-                         steps_done=r.get("steps_done"), store=r.get("store", "workspace"),
-                         trigger=r.get("trigger"))
-              for r in page],
-        sources=listing.sources, warnings=listing.warnings, total=total)
+    """Runs in the state Redis (when configured) and the workspaces, newest first, filtered.
+
+    A page (``limit`` rows from ``offset``) reads Redis only as far as it needs, so the
+    first page of a store with many runs is cheap; ``total`` is None when not counted.
+    """
+    if offset < 0 or (limit is not None and limit < 1):
+        raise UsageError(f"a page needs offset >= 0 and limit >= 1 (got offset {offset}, limit {limit})")
+
+    def match(row: dict[str, Any]) -> bool:
+        trigger = row.get("trigger") or {}
+        return ((not status or row.get("status") == status)
+                and (not workflow or row.get("name") == workflow)
+                and (not schedule or (trigger.get("type") == "schedule" and trigger.get("name") == schedule)))
+
+    filtered = bool(status or workflow or schedule)
+    listing = list_runs(roots=_roots(base_dir), limit=limit, offset=offset,
+                        match=match if filtered else None)
+    now = time.time()
+    return RunList(runs=[_summary(r, now) for r in listing.rows], sources=listing.sources,
+                   warnings=listing.warnings, total=listing.total, offset=offset, limit=limit,
+                   more=listing.more)
+
+
+def outputs(run: str, *, step: str | None = None, base_dir: str | Path | None = None) -> list[StepOutput]:
+    """What each step (or the one ``step``) recorded: its result, stored masked as everywhere."""
+    located = locate(run, base_dir=base_dir)
+    records = located.doc["execution_state"]["step_outputs"]
+    names = [r.step for r in step_states(located.doc)]
+    if step is not None and step not in names:
+        raise UsageError(f"run {located.run_id} has no step '{step}'",
+                         hint=f"its steps: {', '.join(names[:20])}")
+    found = []
+    for name in [step] if step is not None else names:
+        record = records.get(name, {})
+        found.append(StepOutput(step=name, status=record.get("status", "pending"),
+                                result=record.get("result"), has_result="result" in record))
+    return found
 
 
 def logs(run: str, *, step: str | None = None, base_dir: str | Path | None = None,

@@ -15,10 +15,13 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "RunSummary",
+    "StepOutput",
     "StepState",
     "SubmitResult",
     "ValidationIssue",
     "ValidationReport",
+    "WorkspaceFile",
+    "FileContent",
 ]
 
 _MODEL = ConfigDict(defer_build=True, extra="forbid")
@@ -87,6 +90,9 @@ class RunSummary(BaseModel):
     workspace: str | None
     current_step: str | None = None
     steps_done: int | None = None
+    steps_total: int | None = Field(None, description="steps in the run's plan")
+    hosts: list[str] = Field(default_factory=list, description="the hosts its steps ran on")
+    duration: float | None = Field(None, description="seconds from start to end, or to now while it runs")
     store: str = "workspace"
     trigger: dict[str, Any] | None = None
 
@@ -99,7 +105,42 @@ class RunList(BaseModel):
     runs: list[RunSummary]
     sources: list[str] = Field(description="the places that were read")
     warnings: list[str] = Field(default_factory=list)
-    total: int = Field(0, description="runs that matched before the page was cut")
+    total: int | None = Field(0, description="runs that matched before the page was cut "
+                                             "(None: not counted, the store holds more than was read)")
+    offset: int = Field(0, description="where the page starts among the matching runs")
+    limit: int | None = Field(None, description="the page size asked for")
+    more: bool = Field(False, description="more matching runs follow this page")
+
+
+class StepOutput(BaseModel):
+    """What a step recorded: its result (stored masked, as everywhere) and its status record."""
+
+    model_config = _MODEL
+
+    step: str
+    status: str
+    result: Any = None
+    has_result: bool = Field(False, description="the step recorded a result (it may be null)")
+
+
+class WorkspaceFile(BaseModel):
+    """A file of a run's workspace (path relative to it)."""
+
+    model_config = _MODEL
+
+    path: str
+    size: int
+
+
+class FileContent(BaseModel):
+    """The text of a file of a run's workspace."""
+
+    model_config = _MODEL
+
+    path: str = Field(description="relative to the workspace")
+    text: str
+    size: int
+    truncated: bool = False
 
 
 class LogEntry(BaseModel):

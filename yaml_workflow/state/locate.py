@@ -11,6 +11,7 @@ workspace and marked lost; a Redis that cannot be reached is :class:`StoreUnavai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class RunListing:
     rows: list[dict[str, Any]]
     sources: list[str]
     warnings: list[str] = field(default_factory=list)
+    more: bool = False  # rows follow the page
+    total: int | None = None  # rows that matched, when every place was read to its end
 
 
 def is_workspace(path: Path) -> bool:
@@ -135,16 +138,38 @@ def locate_run(run: str, *, roots: list[Path] | None = None) -> LocatedRun:
                       hint="pass the run's workspace path or --base-dir, or check the run id with `yaml-workflow runs`")
 
 
-def list_runs(*, roots: list[Path] | None = None, limit: int | None = None) -> RunListing:
-    """Runs in the state Redis (if configured) and in the workspaces, each once, newest first."""
+def _workspace_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """A workspace run's list fields, with the figures Redis rows carry too."""
+    records = doc["execution_state"]["step_outputs"]
+    hosts = {r["host"] for r in records.values() if isinstance(r.get("host"), str)}
+    order = (doc.get("plan") or {}).get("order")
+    return {**summary(doc), "trigger": doc.get("trigger"), "hosts": sorted(hosts),
+            "steps_total": len(order) if isinstance(order, list) else len(records) or None,
+            "store": WORKSPACE_SOURCE}
+
+
+def list_runs(*, roots: list[Path] | None = None, limit: int | None = None, offset: int = 0,
+              match: Callable[[dict[str, Any]], bool] | None = None) -> RunListing:
+    """Runs in the state Redis (if configured) and in the workspaces, each once, newest first.
+
+    ``match`` keeps the rows it accepts; ``limit`` rows from ``offset`` are returned.  Redis
+    is read only as far as the page needs (one row more, to know whether more follow), so
+    the first page of a store with many runs is cheap; ``total`` is then unknown (None).
+    """
     rows: dict[str, dict[str, Any]] = {}
     sources: list[str] = []
     warnings: list[str] = []
+    complete = True
     redis = redis_store()
     if redis is not None:
+        from .stores.redis import RedisStore
+
+        assert isinstance(redis, RedisStore)
+        want = offset + limit + 1 if limit else None
         try:
-            for row in redis.list_runs():
+            for row in redis.list_runs(want, match=match):
                 rows[str(row["workflow_id"])] = {**row, "store": mask_url(redis.url)}
+            complete = want is None or len(rows) < want
             sources.append(mask_url(redis.url))
         except StoreUnavailable as err:
             warnings.append(_unreachable(redis, err))
@@ -152,9 +177,13 @@ def list_runs(*, roots: list[Path] | None = None, limit: int | None = None) -> R
         sources.append(f"{WORKSPACE_SOURCE}s under {root}")
         for workspace in find_workspaces(root):
             try:
-                row = summary(read_state(workspace))
+                row = _workspace_row(read_state(workspace))
             except StateFileError:
                 continue
-            rows.setdefault(str(row["workflow_id"]), {**row, "store": WORKSPACE_SOURCE})
+            if match is None or match(row):
+                rows.setdefault(str(row["workflow_id"]), row)
     ordered = sorted(rows.values(), key=lambda r: r.get("start_time") or "", reverse=True)
-    return RunListing(ordered[:limit] if limit else ordered, sources, warnings)
+    end = offset + limit if limit else None
+    return RunListing(ordered[offset:end], sources, warnings,
+                      more=end is not None and len(ordered) > end,
+                      total=len(ordered) if complete else None)

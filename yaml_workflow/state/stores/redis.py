@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlparse, urlunparse
 
@@ -22,7 +22,7 @@ from ...settings import get_settings
 from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
 from ..lease import Lease, lease_is_live
 from ..store import Store
-from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
+from .redis_layout import RunKeys, decode, dumps, queue_document, queue_event
 
 try:
     import redis
@@ -34,6 +34,27 @@ except ImportError:  # pragma: no cover - the fleet extra is not installed
 T = TypeVar("T")
 LEASE_GRACE = 86400.0  # seconds an expired lease stays readable (lease_holder shows it)
 
+# A run's figures for list views: steps done, steps planned, the hosts its steps ran on.
+_RUN_COUNTS = """
+local flat = redis.call('HGETALL', KEYS[2])
+local done, hosts, seen = 0, {}, {}
+for i = 1, #flat, 2 do
+  local field, value = flat[i], flat[i + 1]
+  if string.sub(field, -7) == '.status' then
+    if value == ARGV[1] or value == ARGV[2] then done = done + 1 end
+  elseif string.sub(field, -5) == '.host' and not seen[value] then
+    seen[value] = true
+    hosts[#hosts + 1] = value
+  end
+end
+local total = 0
+local plan = redis.call('HGET', KEYS[1], 'plan')
+if plan then
+  local ok, decoded = pcall(cjson.decode, plan)
+  if ok and type(decoded) == 'table' and type(decoded['order']) == 'table' then total = #decoded['order'] end
+end
+return {done, total, hosts}
+"""
 _LEASE_SWAP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -181,36 +202,63 @@ class RedisStore(Store):
     def exists(self, run_id: str) -> bool:
         return bool(self._call(lambda: self._r.exists(self.keys(run_id).run)))
 
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        ids = [str(i) for i in self._call(lambda: self._r.zrevrange(self.index_key, 0, -1))]
+    def list_runs(self, limit: int | None = None, *, offset: int = 0,
+                  match: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Summaries, newest first: ``limit`` rows from ``offset`` among the runs ``match`` keeps.
+
+        The run index is read a window at a time (ZREVRANGE), so a page near the top costs
+        one window, not a summary of every run; ``match`` sees a row's run fields (before
+        the step counts, which are read for kept rows only).
+        """
+        want = offset + limit if limit else None
+        window = 500 if match is not None or want is None else max(50, want + 10)
         rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 500):
-            rows.extend(self._summaries(ids[start:start + 500]))
-            if limit and len(rows) >= limit:
+        start = 0
+        while want is None or len(rows) < want:
+            ids = [str(i) for i in self._call(
+                lambda s=start: self._r.zrevrange(self.index_key, s, s + window - 1))]  # type: ignore[misc]
+            if not ids:
                 break
-        return rows[:limit] if limit else rows
+            found = self._run_fields(ids)
+            start += len(found)  # expired runs left the index: the next window starts sooner
+            kept = [row for row in found if match is None or match(row)]
+            rows.extend(self._with_counts(kept[:want - len(rows)] if want else kept))
+            if len(ids) < window:
+                break
+        return rows[offset:want]
 
-    def _summaries(self, ids: list[str]) -> Iterable[dict[str, Any]]:
-        fields = ("workflow_id", "name", "status", "start_time", "last_updated", "workspace", "current_step")
+    _FIELDS = ("workflow_id", "name", "status", "start_time", "last_updated", "workspace",
+               "current_step", "trigger")
 
+    def _run_fields(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The list fields of runs (one pipelined round trip); expired ones leave the index."""
         def queue(pipe: Any) -> None:
             for run_id in ids:
-                keys = self.keys(run_id)
-                pipe.hmget(keys.run, fields)
-                pipe.eval(STEPS_DONE, 1, keys.steps, dumps(COMPLETED), dumps(SKIPPED))
+                pipe.hmget(self.keys(run_id).run, self._FIELDS)
 
-        replies = self._transaction(queue) if ids else []
-        gone = []
-        for i, run_id in enumerate(ids):
-            values, done = replies[2 * i], replies[2 * i + 1]
+        rows, gone = [], []
+        for run_id, values in zip(ids, self._transaction(queue), strict=True):
             if values[0] is None:
                 gone.append(run_id)  # expired by its TTL: drop it from the index too
                 continue
-            row = dict(zip(fields, values, strict=True))
-            row["steps_done"] = int(done)
-            yield row
+            row = dict(zip(self._FIELDS, values, strict=True))
+            row["trigger"] = json.loads(row["trigger"]) if row["trigger"] else None
+            rows.append(row)
         if gone:
             self._call(lambda: self._r.zrem(self.index_key, *gone))
+        return rows
+
+    def _with_counts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with steps_done, steps_total and hosts, counted server-side."""
+        def queue(pipe: Any) -> None:
+            for row in rows:
+                keys = self.keys(row["workflow_id"])
+                pipe.eval(_RUN_COUNTS, 2, keys.run, keys.steps, dumps(COMPLETED), dumps(SKIPPED))
+
+        for row, (done, total, hosts) in zip(rows, self._transaction(queue) if rows else [], strict=True):
+            row.update(steps_done=int(done), steps_total=int(total) or None,
+                       hosts=sorted(json.loads(h) for h in hosts))
+        return rows
 
     def delete_run(self, run_id: str) -> None:
         keys = self.keys(run_id)
