@@ -183,7 +183,7 @@ def _running_in_store(store: Any, run_id: str | None) -> str | None:
     if lease_is_live(store.lease_holder(run_id)):
         return "still running (its lease in the store is live)"
     try:
-        from ..executors.celery.fleet_state import FleetState
+        from ..state.stores.redis import FleetState
     except ImportError:  # the fleet extra is not installed: no fleet runs
         return None
     fs = FleetState(store.url)
@@ -195,7 +195,7 @@ def _running_in_store(store: Any, run_id: str | None) -> str | None:
 def _delete_fleet_keys(url: str, run_id: str) -> None:
     """The fleet's keys of a run (spec, counters, events, fan-outs) go with its records."""
     try:
-        from ..executors.celery.fleet_state import FleetState
+        from ..state.stores.redis import FleetState
     except ImportError:  # the fleet extra is not installed: there are none
         return
     FleetState(url).delete_run(run_id)

@@ -14,10 +14,8 @@ import yaml
 
 from ..exceptions import SpecError
 
-try:  # the C parser is several times faster; construction stays in Python either way
-    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _BaseLoader = yaml.SafeLoader
+# The C parser is several times faster; construction stays in Python either way.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LineDict(dict):  # type: ignore[type-arg]

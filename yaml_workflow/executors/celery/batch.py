@@ -128,8 +128,8 @@ def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
     prior = {**ctx.prior_items, **(_earlier_items(run, name, attempt, indexes) if again else {})}
     items = reusable(inputs, prior, indexes)
     # Items done/failed across all chunks, recorded at most once per progress_interval.
-    progress = BatchProgress(run, rc, step, run.fs.batch_key(run.run_id, name, attempt), len(inputs.items),
-                             plan["nchunks"]) if step.progress_update else None
+    progress = BatchProgress(run, rc, step, attempt, len(inputs.items), plan["nchunks"]) \
+        if step.progress_update else None
 
     def flush(new: dict[int, ItemRecord]) -> None:
         ctx.record_items({str(i): {**record, "fanout": attempt} for i, record in new.items()})

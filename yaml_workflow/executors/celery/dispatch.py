@@ -17,6 +17,7 @@ from ...engine.plan import Plan
 from ...engine.step import Outcome, describe_error
 from ...spec.models import Workflow
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
+from ...state.stores.redis import Committed
 from ...tasks import get_task
 from ...tasks.registry import CALL_BUILTIN
 from . import config
@@ -67,26 +68,26 @@ def send_chunk(app: Any, run: FleetRun, step: str, attempt: int, chunk: int) -> 
 
 
 def commit(run: FleetRun, step: str, event: dict[str, Any], forced: dict[str, str] | None = None,
-           *, successors: bool = True) -> dict[str, Any]:
+           *, successors: bool = True) -> Committed:
     """Record a step's end in the store and count it done, in one transaction."""
     return run.fs.commit(run.run_id, step, ns_entry(event),
                          run.successors(step) if successors else [], printer_event(event), forced,
                          records=run.recorder.take(step), count=successors)
 
 
-def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
+def advance(app: Any, run: FleetRun, committed: Committed) -> list[str]:
     """Enqueue what a commit made ready; steps to skip are recorded here, inline; the run
     ends when nothing remains.  Returns the steps sent (a step's message marks itself
     sent when it arrives, so a replay after a crash sends only what never arrived)."""
-    if committed["status"] != "running":
+    if committed.status != "running":
         return []  # cancelled or failed: nothing more is enqueued
-    replay = not committed["new"]
-    stack = list(committed["ready"])
-    finished = committed["remaining"] == 0
+    replay = not committed.new
+    stack = list(committed.ready)
+    finished = committed.remaining == 0
     to_send: list[str] = []
     while stack:
         name, reason = stack.pop(0)
-        reason = reason or run.plan.skipped.get(name)
+        reason = reason or run.plan.skipped.get(name, "")
         if not reason:
             to_send.append(name)
             continue
@@ -96,11 +97,11 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
             event = step_event(name, SKIPPED, reason=reason, finished_at=time.time())
             run.record(event)  # held for the commit below
             res = commit(run, name, event)
-        replay = replay or not res["new"]
-        if res["status"] != "running":
+        replay = replay or not res.new
+        if res.status != "running":
             return []
-        stack.extend(res["ready"])
-        finished = finished or res["remaining"] == 0
+        stack.extend(res.ready)
+        finished = finished or res.remaining == 0
     if replay and to_send:  # a redelivery: skip what the first delivery already sent
         to_send = [n for n, sent in zip(to_send, run.fs.sent(run.run_id, to_send), strict=False) if not sent]
     for name in to_send:

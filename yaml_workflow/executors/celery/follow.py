@@ -8,7 +8,6 @@ status last.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -19,9 +18,9 @@ from ...engine.request import RunResult
 from ...exceptions import StoreUnavailable, WaitTimeout
 from ...state.document import FINISHED, SKIPPED
 from ...state.stores import open_store
+from ...state.stores.redis import FleetState
 from . import config
 from .app import default_app
-from .fleet_state import FleetState, decode_text
 
 NO_WORKER_AFTER = 10.0
 
@@ -62,7 +61,6 @@ def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = N
 
 def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any,
             since: str = "0-0") -> RunResult:
-    stream = fs.k(run_id, "events")
     last_id, started = since, time.monotonic()
     quiet_since, warned, next_status = started, False, 0.0
     while True:
@@ -71,17 +69,14 @@ def _follow(fs: Any, run_id: str, timeout: float | None, observer: Any, app: Any
             raise WaitTimeout(f"gave up waiting for run {run_id} after {timeout:g}s; the run goes on",
                               hint=f"follow it with `yaml-workflow status {run_id}`")
         block = 200 if timeout is None else max(1, min(200, int((timeout - (now - started)) * 1000)))
-        entries = fs.r.xread({stream: last_id}, count=500, block=block)
         ended = None
-        for _, items in entries or []:
-            for entry_id, fields in items:
-                last_id = decode_text(entry_id)
-                event = json.loads(fields[b"e"])
-                quiet_since = time.monotonic()
-                if event.get("t") == "end":
-                    ended = event["status"]
-                elif observer is not None:  # "step" transitions and "progress" reports
-                    observer(event.get("t") or "step", event)
+        for entry_id, event in fs.read_events(run_id, last_id, block):
+            last_id = entry_id
+            quiet_since = time.monotonic()
+            if event.get("t") == "end":
+                ended = event["status"]
+            elif observer is not None:  # "step" transitions and "progress" reports
+                observer(event.get("t") or "step", event)
         if ended is None and time.monotonic() >= next_status:
             next_status = time.monotonic() + 1.0
             status = fs.status(run_id)

@@ -14,6 +14,7 @@ import redis
 
 from ...engine.secrets import looks_secret
 from ...exceptions import UsageError, WorkflowError
+from ...state.stores.redis.connection import ping
 from . import config
 
 # Names whose values only make sense in the submitting process; the fleet's own
@@ -28,9 +29,7 @@ def check_reachable(url: str, what: str, error: type[WorkflowError]) -> None:
     if parsed.scheme not in ("redis", "rediss"):
         return
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        client.ping()
-        client.close()
+        ping(url, timeout=2)
     except (redis.RedisError, OSError) as err:
         where = f"{parsed.hostname}:{parsed.port or 6379}"
         raise error(f"cannot reach the {what} at {where} ({type(err).__name__})",

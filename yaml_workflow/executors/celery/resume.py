@@ -7,8 +7,8 @@ document, whether Redis still holds it or it comes back from the workspace's JSO
 mirror, so one code path serves "failed on the fleet", "failed locally" and "Redis lost
 it".  Then the ready steps are enqueued exactly as ``submit`` enqueues roots.
 
-Two resumes of one run at once: a short ``SET NX`` lease on ``<p>:run:<id>:resume``
-lets one through and refuses the other; a resume that comes after the winner finished
+Two resumes of one run at once: the run's resume lock (a ``redis.lock.Lock`` that
+expires if its holder dies) lets one through and refuses the other; a resume that comes after the winner finished
 finds the run active (fresh activity, claims) and is refused too.
 """
 
@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from redis.exceptions import LockError
 
 from ...engine.lifecycle import resume_events, reusable_items, stored_workflow
 from ...engine.plan import build_plan
@@ -37,10 +39,10 @@ from ...state.lease import lease_is_live
 from ...state.mirror import MIRROR_KEY, read_state
 from ...state.recorder import RunRecorder
 from ...state.stores import open_store
+from ...state.stores.redis import Committed, FleetState
 from . import config
 from .app import default_app
 from .dispatch import advance, compile_plan
-from .fleet_state import FleetState, decode_text
 from .follow import wait_for_run
 from .preflight import check_limits, check_reachable, exported_env
 from .runtime import FleetRun, ns_entry
@@ -87,9 +89,9 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
 def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lost: bool,
                 workspace: Path) -> None:
     """Refuse a run that something still runs: a live claim, a live lease, fresh activity."""
-    claims = [decode_text(k) for k in fs.r.scan_iter(match=fs.k(run_id, "claim:*"), count=500)]
+    claims = fs.live_claims(run_id)
     if claims:
-        step = claims[0].rsplit(":claim:", 1)[-1].split("#")[0]
+        step = claims[0].split("#")[0]
         raise ResumeRefused(f"run {run_id} is already running on the fleet (step '{step}' is running now)",
                             hint=f"wait for it, or `yaml-workflow cancel {run_id}` first")
     holder = store.lease_holder(run_id) if not lost else _file_lease(run_id, workspace)
@@ -100,8 +102,7 @@ def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lo
         return
     # A `running` run with no claim: its steps may be queued, or waiting for a retry,
     # or the messages may be gone.  Only the last counts as stalled.
-    waiting = [n for n, v in fs.r.hgetall(fs.k(run_id, "fleet")).items()
-               if decode_text(n).startswith("not_before:") and float(decode_text(v) or 0) > time.time()]
+    waiting = fs.waiting_retries(run_id)
     age = _age(doc)
     if waiting or age < stall_after():
         raise ResumeRefused(
@@ -133,16 +134,7 @@ def _fleet_keys(fs: FleetState, run_id: str, spec: dict[str, Any], done: set[str
         else:
             fields[f"join:{name}"] = sum(1 for d in deps[name] if d in done)
     ready = [n for n in order if n not in done and all(d in done for d in deps[n])]
-    fanouts = [k for k in fs.r.scan_iter(match=fs.k(run_id, "batch:*"), count=500)
-               if decode_text(k).split(":batch:", 1)[1].rsplit(":", 1)[0] in rerun]
-    pipe = fs.r.pipeline(transaction=True)
-    pipe.delete(fs.k(run_id, "fleet"), fs.k(run_id, "ns"), *fanouts)
-    pipe.set(fs.k(run_id, "spec"), json.dumps(spec, separators=(",", ":")))
-    pipe.hset(fs.k(run_id, "fleet"), mapping={k: str(v) for k, v in fields.items()})
-    if ns:
-        pipe.hset(fs.k(run_id, "ns"), mapping=ns)  # type: ignore[arg-type]
-    pipe.persist(fs.k(run_id, "events"))
-    pipe.execute()
+    fs.reset_for_resume(run_id, spec, fields, ns, rerun)
     return ready, remaining
 
 
@@ -163,8 +155,8 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
     if url != broker:
         check_reachable(url, "state store", StoreUnavailable)
     fs, store = FleetState(url), open_store(url)
-    lease_key, token = fs.k(run_id, "resume"), uuid.uuid4().hex
-    if not fs.r.set(lease_key, token, nx=True, px=int(RESUME_LEASE * 1000)):
+    lock = fs.resume_lock(run_id, RESUME_LEASE)
+    if not lock.acquire():
         raise ResumeRefused(f"run {run_id} is being resumed by another command right now",
                             hint=f"follow it with `yaml-workflow status {run_id}`")
     try:
@@ -202,16 +194,16 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         ns = {n: json.dumps(ns_entry({**records.get(n, {}), "status": records.get(n, {}).get("status")}))
               for n in decision.done if n in records and n not in mark_skipped}
         ns.update({n: json.dumps({"status": "skipped", "result": None}) for n in mark_skipped})
-        since = fs.r.xrevrange(fs.k(run_id, "events"), count=1)
-        last_id = decode_text(since[0][0]) if since else "0-0"
+        last_id = fs.last_event_id(run_id)
         ready, remaining = _fleet_keys(fs, run_id, spec, decision.done, ns, decision.rerun)
         run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
-        advance(app or default_app(), run, {"status": "running", "new": True, "remaining": remaining,
-                                    "ready": [(n, "") for n in ready]})
+        advance(app or default_app(), run, Committed(new=True, ready=[(n, "") for n in ready], remaining=remaining, status="running"))
         run.recorder.close()
     finally:
-        fs.r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-                  "return 0", 1, lease_key, token)
+        try:
+            lock.release()
+        except LockError:  # it expired meanwhile (RESUME_LEASE): nothing to give back
+            pass
     if not wait:
         return None
     if observer is not None:  # what `run` tells its display first: the plan, what is done

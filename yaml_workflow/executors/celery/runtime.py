@@ -30,8 +30,8 @@ from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, stat
 from ...state.recorder import RunRecorder
 from ...state.store import Store
 from ...state.stores import open_store
+from ...state.stores.redis import FleetState
 from . import config
-from .fleet_state import FleetState
 from .progress import current_task_progress
 
 _CACHE_SIZE = 32

@@ -28,6 +28,7 @@ from ...spec.params import resolve_params
 from ...state.document import history_event, now_iso
 from ...state.recorder import RunRecorder
 from ...state.stores import open_store
+from ...state.stores.redis import Committed, FleetState
 from . import config
 from .app import default_app
 from .dispatch import advance, compile_plan
@@ -38,7 +39,6 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
                app: Any = None) -> str:
     """Create the run in Redis and enqueue its first steps; the run id (the workspace
     it created is set in ``request.workspace``)."""
-    from .fleet_state import FleetState
     from .runtime import FleetRun
 
     workflow = request.workflow
@@ -78,8 +78,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
     roots = [(name, "") for name in compiled["roots"]]
     try:
-        advance(app or default_app(), run, {"status": "running", "new": True, "ready": roots,
-                                           "remaining": len(plan.order)})
+        advance(app or default_app(), run, Committed(new=True, ready=roots, remaining=len(plan.order), status="running"))
     except (OSError, redis.RedisError, OperationalError) as err:  # the broker went away just now
         raise BrokerUnavailable(f"cannot enqueue run {run_id} on {mask_url(broker)}: {err}",
                                 hint="the run is created; start it again with `yaml-workflow submit` "

@@ -1,29 +1,18 @@
-"""How a run lies in Redis, and what each transition does to it (used by :mod:`.redis`).
+"""How a run's document lies in Redis, and what each transition does to it.
 
-Layout (``P`` = key prefix, ``$YAML_WORKFLOW_KEY_PREFIX``, default ``ywf``)::
+The keys are :mod:`.keys`'s.  Plain-text run fields (ids, names, statuses, times,
+paths) are stored as they are so ``redis-cli`` and Lua scripts read them directly; every
+other value is JSON.
 
-    P:runs                  sorted set   run id, scored by start time (``runs``, ``clean``)
-    P:run:<id>              hash  run fields: name, status, current_step, failed_step,
-                                  start_time, last_updated, params, workflow, plan, ...
-                                  plus ``fingerprint:<step>``, ``retry:<step>``, ``flag:<name>``
-    P:run:<id>:steps        hash  ``<step>.<field>`` -> JSON (the step's status record)
-    P:run:<id>:outputs      hash  step -> result JSON
-    P:run:<id>:vars         hash  variable -> JSON
-    P:run:<id>:history      list  history entries (JSON)
-    P:run:<id>:lease        string  the lease (JSON), kept past expiry so holders show
-
-Plain-text run fields (ids, names, statuses, times, paths) are stored as they are so
-``redis-cli`` and Lua scripts read them directly; every other value is JSON.
-
-:func:`queue_event` translates a transition into HSET/HDEL/RPUSH commands that do to
-the hashes what :func:`..document.apply` does to the document, field by field.  The one
-thing ``apply`` decides from what is already stored is whether a ``running`` step starts
-a fresh record (its last record is done) or adds to it.  That is why step records are
-stored field by field: adding to one is a plain HSET, and the fresh-record case is a
-short Lua script, queued in the same MULTI, that clears the step's fields when its
-stored status is done.  The script never decodes JSON (Redis's cjson rounds floats to
-14 digits and turns ``[]`` into ``{}``), and it is sent by body (EVAL), not by SHA: a
-restarted or flushed script cache can never fail half a transaction with NOSCRIPT.
+:func:`event_ops` translates a transition into operations (Redis commands, see
+``lua/_ops.lua``) that do to the hashes what :func:`..document.apply` does to the
+document, field by field; the ``apply`` and ``commit`` scripts run them atomically.  The
+one thing ``apply`` decides from what is already stored is whether a ``running`` step
+starts a fresh record (its last record is done) or adds to it.  That is why step records
+are stored field by field: adding to one is a plain HSET, and the fresh-record case is
+the FRESH operation, which clears the step's fields when its stored status is done.  No
+script ever decodes a stored JSON value (Redis's cjson rounds floats to 14 digits and
+turns ``[]`` into ``{}``).
 """
 
 from __future__ import annotations
@@ -32,7 +21,7 @@ import json
 import time
 from typing import Any
 
-from ..document import (
+from ...document import (
     COMPLETED,
     RETRYING,
     RUNNING,
@@ -42,6 +31,9 @@ from ..document import (
     now_iso,
     parse_iso,
 )
+from .keys import RunKeys
+
+Op = list[str]
 
 # Run-hash fields stored as plain text; every other field is JSON.
 _TEXT_FIELDS = frozenset(
@@ -59,29 +51,8 @@ _MAPS = {"fingerprint": "fingerprints", "flag": "flags", "retry": "retry_state"}
 _RECORD_FIELDS = tuple(f for f in STEP_FIELDS if f != "result")  # results go to :outputs
 _STALE_ON_SUCCESS = ("error", "error_type", "error_message")
 _DONE_JSON = tuple(json.dumps(s) for s in (COMPLETED, SKIPPED, "failed"))
-
-# A ``running`` step after a done one starts a fresh record (document._apply_step).
-_FRESH_RECORD = """
-local status = redis.call('HGET', KEYS[1], ARGV[1] .. '.status')
-if status == ARGV[2] or status == ARGV[3] or status == ARGV[4] then
-  local fields = {}
-  for i = 5, #ARGV do fields[#fields + 1] = ARGV[1] .. '.' .. ARGV[i] end
-  redis.call('HDEL', KEYS[1], unpack(fields))
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return 0
-"""
-# steps_done of a run for list views, counted server-side.
-STEPS_DONE = """
-local flat = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #flat, 2 do
-  if string.sub(flat[i], -7) == '.status' and (flat[i + 1] == ARGV[1] or flat[i + 1] == ARGV[2]) then
-    n = n + 1
-  end
-end
-return n
-"""
+# Arguments per operation at most (Lua's unpack has a limit; a big document is split).
+_CHUNK = 500
 
 
 def dumps(value: Any) -> str:
@@ -93,23 +64,6 @@ def start_score(start_time: Any) -> float:
     """The run index score of a start time (now when it does not parse)."""
     moment = parse_iso(start_time)
     return time.time() if moment is None else moment
-
-
-class RunKeys:
-    """The key names of one run."""
-
-    def __init__(self, prefix: str, run_id: str) -> None:
-        self.run = f"{prefix}:run:{run_id}"
-        self.steps = f"{self.run}:steps"
-        self.outputs = f"{self.run}:outputs"
-        self.vars = f"{self.run}:vars"
-        self.history = f"{self.run}:history"
-        self.lease = f"{self.run}:lease"
-
-    @property
-    def data(self) -> tuple[str, ...]:
-        """Every key holding the run's state (not its lease)."""
-        return (self.run, self.steps, self.outputs, self.vars, self.history)
 
 
 # --- document <-> hashes -------------------------------------------------------------
@@ -186,87 +140,90 @@ def decode(run: dict[str, str], steps: dict[str, str], outputs: dict[str, str],
     return doc
 
 
-# --- transitions -> commands ---------------------------------------------------------
+# --- transitions -> operations -------------------------------------------------------
 
 
-def queue_document(pipe: Any, keys: RunKeys, prefix: str, doc: dict[str, Any], *, keep_history: bool) -> None:
+def _hset(key: str, mapping: dict[str, str]) -> list[Op]:
+    items = [x for pair in mapping.items() for x in pair]
+    return [["HSET", key, *items[i:i + _CHUNK]] for i in range(0, len(items), _CHUNK)]
+
+
+def document_ops(keys: RunKeys, index: str, doc: dict[str, Any], *, keep_history: bool) -> list[Op]:
     """Replace the run's hashes with ``doc`` (history kept when a ``run`` event restarts it)."""
     encoded = encode(doc)
     drop = [k for k in keys.data if k != keys.history or not keep_history]
-    pipe.delete(*drop)
+    ops: list[Op] = [["DEL", *drop]]
     for key, name in ((keys.run, "run"), (keys.steps, "steps"), (keys.outputs, "outputs"), (keys.vars, "vars")):
         if encoded[name]:
-            pipe.hset(key, mapping=encoded[name])
-    if encoded["history"] and not keep_history:
-        pipe.rpush(keys.history, *encoded["history"])
-    pipe.zadd(f"{prefix}:runs", {doc["workflow_id"]: start_score(doc.get("start_time"))})
+            ops += _hset(key, encoded[name])
+    history = encoded["history"]
+    if history and not keep_history:
+        ops += [["RPUSH", keys.history, *history[i:i + _CHUNK]] for i in range(0, len(history), _CHUNK)]
+    ops.append(["ZADD", index, repr(start_score(doc.get("start_time"))), str(doc["workflow_id"])])
+    return ops
 
 
-def _queue_step(pipe: Any, keys: RunKeys, event: dict[str, Any]) -> None:
+def _step_ops(keys: RunKeys, event: dict[str, Any]) -> list[Op]:
     name, status = event["step"], event["status"]
+    ops: list[Op] = []
     if status == RUNNING:
-        pipe.eval(_FRESH_RECORD, 2, keys.steps, keys.outputs, name, *_DONE_JSON, *_RECORD_FIELDS)
+        ops.append(["FRESH", keys.steps, keys.outputs, name, *_DONE_JSON, *_RECORD_FIELDS])
     fields = {f"{name}.{k}": dumps(event[k]) for k in _RECORD_FIELDS if k in event}
     if fields:
-        pipe.hset(keys.steps, mapping=fields)
+        ops += _hset(keys.steps, fields)
     if "result" in event:
-        pipe.hset(keys.outputs, name, dumps(event["result"]))
+        ops.append(["HSET", keys.outputs, name, dumps(event["result"])])
     if status in (COMPLETED, SKIPPED):
-        pipe.hdel(keys.steps, *(f"{name}.{k}" for k in _STALE_ON_SUCCESS))
-        pipe.hdel(keys.run, f"retry:{name}")
+        ops.append(["HDEL", keys.steps, *(f"{name}.{k}" for k in _STALE_ON_SUCCESS)])
+        ops.append(["HDEL", keys.run, f"retry:{name}"])
     if status == RUNNING:
-        pipe.hset(keys.run, "current_step", name)
+        ops.append(["HSET", keys.run, "current_step", name])
     if status == RETRYING:
-        pipe.hset(keys.run, f"retry:{name}", dumps({
+        ops.append(["HSET", keys.run, f"retry:{name}", dumps({
             "attempt": event.get("attempt", 1), "max_attempts": event.get("max_attempts"),
             "next_delay": event.get("next_delay"), "last_error": event.get("error"),
-        }))
+        })])
     if event.get("fingerprint") is not None:
-        pipe.hset(keys.run, f"fingerprint:{name}", dumps(event["fingerprint"]))
+        ops.append(["HSET", keys.run, f"fingerprint:{name}", dumps(event["fingerprint"])])
+    return ops
 
 
-def _set_or_clear(pipe: Any, key: str, field: str, value: Any) -> None:
-    if value is None:
-        pipe.hdel(key, field)
-    else:
-        pipe.hset(key, field, _run_field(field, value))
+def _set_or_clear(key: str, field: str, value: Any) -> Op:
+    return ["HDEL", key, field] if value is None else ["HSET", key, field, _run_field(field, value)]
 
 
-def queue_event(pipe: Any, keys: RunKeys, prefix: str, event: dict[str, Any]) -> None:
-    """Queue the commands that do to the hashes what ``apply`` does to the document."""
+def event_ops(keys: RunKeys, index: str, event: dict[str, Any]) -> list[Op]:
+    """The operations that do to the hashes what ``apply`` does to the document."""
     kind = event.get("t")
     if kind == "run":
-        queue_document(pipe, keys, prefix, new_document(event), keep_history=True)
-        return  # apply() leaves last_updated at the header's start time
+        return document_ops(keys, index, new_document(event), keep_history=True)
+        # apply() leaves last_updated at the header's start time
+    ops: list[Op] = []
     if kind == "step":
-        _queue_step(pipe, keys, event)
+        ops += _step_ops(keys, event)
     elif kind == "status":
-        pipe.hset(keys.run, "status", event["status"])
-        for field in ("failed_step", "current_step"):
-            if field in event:
-                _set_or_clear(pipe, keys.run, field, event[field])
+        ops.append(["HSET", keys.run, "status", event["status"]])
+        ops += [_set_or_clear(keys.run, f, event[f]) for f in ("failed_step", "current_step") if f in event]
     elif kind == "var":
-        pipe.hset(keys.vars, str(event["key"]), dumps(event["value"]))
+        ops.append(["HSET", keys.vars, str(event["key"]), dumps(event["value"])])
     elif kind == "history":
-        pipe.rpush(keys.history, dumps(event["entry"]))
-    elif kind == "progress":
-        pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
-        pipe.hset(keys.steps, f"{event['step']}.progress", dumps(event["progress"]))
-    elif kind == "proc":
-        pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
-        pipe.hset(keys.steps, f"{event['step']}.proc", dumps(event["proc"]))
+        ops.append(["RPUSH", keys.history, dumps(event["entry"])])
+    elif kind in ("progress", "proc"):
+        ops.append(["HSETNX", keys.steps, f"{event['step']}.status", dumps(RUNNING)])
+        ops.append(["HSET", keys.steps, f"{event['step']}.{kind}", dumps(event[kind])])
     elif kind == "items":
-        pipe.hsetnx(keys.steps, f"{event['step']}.status", dumps(RUNNING))
-        pipe.hset(keys.steps, mapping={f"{event['step']}.item:{i}": dumps(v) for i, v in event["items"].items()})
+        ops.append(["HSETNX", keys.steps, f"{event['step']}.status", dumps(RUNNING)])
+        ops += _hset(keys.steps, {f"{event['step']}.item:{i}": dumps(v) for i, v in event["items"].items()})
     elif kind == "flag":
-        pipe.hset(keys.run, f"flag:{event['flag']}", dumps(event.get("value", True)))
+        ops.append(["HSET", keys.run, f"flag:{event['flag']}", dumps(event.get("value", True))])
     elif kind == "reset":
         for name in event.get("steps", []):
-            pipe.hdel(keys.steps, *(f"{name}.{k}" for k in _RECORD_FIELDS))
-            pipe.hdel(keys.outputs, name)
-            pipe.hdel(keys.run, f"retry:{name}")
-        pipe.hdel(keys.run, "failed_step")
+            ops.append(["HDEL", keys.steps, *(f"{name}.{k}" for k in _RECORD_FIELDS)])
+            ops.append(["HDEL", keys.outputs, name])
+            ops.append(["HDEL", keys.run, f"retry:{name}"])
+        ops.append(["HDEL", keys.run, "failed_step"])
     elif kind == "params":
-        pipe.hset(keys.run, "params", dumps(event["params"]))
+        ops.append(["HSET", keys.run, "params", dumps(event["params"])])
     if event.get("at") is not None:
-        pipe.hset(keys.run, "last_updated", now_iso(event["at"]))
+        ops.append(["HSET", keys.run, "last_updated", now_iso(event["at"])])
+    return ops

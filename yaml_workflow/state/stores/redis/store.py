@@ -1,12 +1,12 @@
 """``redis://`` / ``rediss://``: runs as Redis hashes, the fleet's source of truth.
 
-The key layout and the translation of transitions into commands are in
-:mod:`.redis_layout`.  Here: the connection (password, ACL user and TLS options come in
-the URL, as ``redis.Redis.from_url`` reads them; an unreachable server is
-:class:`StoreUnavailable`, exit code 3, within about five seconds), one MULTI/EXEC round
-trip per transition, and leases (``SET NX PX`` to take a free one, Lua compare-and-set
-to take a stale one, renew or release).  ``$YAML_WORKFLOW_FINISHED_TTL`` (seconds or 7d-style ages; unset:
-keep) lets the keys of a finished run expire.
+The keys are :mod:`.keys`'s, the layout of a document and the operations of each
+transition :mod:`.layout`'s, and every write is one script run (:mod:`.scripts`), so a
+transition is one round trip and all or nothing.  Here: the connection (password, ACL
+user and TLS options come in the URL, as ``redis.Redis.from_url`` reads them; an
+unreachable server is :class:`StoreUnavailable`, exit code 3, within about five
+seconds), and leases (``SET NX PX`` to take a free one, a script to take a stale one,
+renew or release).  ``YAML_WORKFLOW_FINISHED_TTL`` lets the keys of a finished run expire.
 """
 
 from __future__ import annotations
@@ -15,96 +15,36 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlparse, urlunparse
 
-from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
-from ...settings import get_settings
-from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
-from ..lease import Lease, lease_is_live
-from ..store import Store
-from .redis_layout import RunKeys, decode, dumps, queue_document, queue_event
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-try:
-    import redis
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-except ImportError:  # pragma: no cover - the fleet extra is not installed
-    redis = None  # type: ignore[assignment]
+from ....exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
+from ....settings import get_settings, mask_url
+from ...document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
+from ...lease import Lease, lease_is_live
+from ...store import Store
+from .keys import Keyspace, RunKeys
+from .layout import Op, decode, document_ops, dumps, event_ops
+from .scripts import Scripts
 
 T = TypeVar("T")
 LEASE_GRACE = 86400.0  # seconds an expired lease stays readable (lease_holder shows it)
 
-# A run's figures for list views: steps done, steps planned, the hosts its steps ran on.
-_RUN_COUNTS = """
-local flat = redis.call('HGETALL', KEYS[2])
-local done, hosts, seen = 0, {}, {}
-for i = 1, #flat, 2 do
-  local field, value = flat[i], flat[i + 1]
-  if string.sub(field, -7) == '.status' then
-    if value == ARGV[1] or value == ARGV[2] then done = done + 1 end
-  elseif string.sub(field, -5) == '.host' and not seen[value] then
-    seen[value] = true
-    hosts[#hosts + 1] = value
-  end
-end
-local total = 0
-local plan = redis.call('HGET', KEYS[1], 'plan')
-if plan then
-  local ok, decoded = pcall(cjson.decode, plan)
-  if ok and type(decoded) == 'table' and type(decoded['order']) == 'table' then total = #decoded['order'] end
-end
-return {done, total, hosts}
-"""
-_LEASE_SWAP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-_LEASE_RENEW = """
-local held = redis.call('GET', KEYS[1])
-if (not held) or cjson.decode(held)['token'] == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-_LEASE_RELEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and cjson.decode(held)['token'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 def finished_ttl() -> float | None:
-    """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset or empty: keep finished runs)."""
+    """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset: keep finished runs)."""
     return get_settings().finished_ttl
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlparse(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunparse(parts._replace(netloc=f"{user}{host}"))
 
 
 class RedisStore(Store):
     """Runs in Redis hashes; every transition is one MULTI/EXEC round trip."""
 
     def __init__(self, url: str, *, prefix: str | None = None) -> None:
-        if redis is None:
-            raise UsageError("a redis:// state URL needs the redis package",
-                             hint="pip install 'yaml-workflow[fleet]'")
         self.url = url
-        self.prefix = prefix or get_settings().key_prefix
+        self.keyspace = Keyspace(prefix or get_settings().key_prefix)
+        self.prefix = self.keyspace.prefix
         try:
             # Give up within ~5 s: three connection attempts of 1.5 s at most.
             self._r = redis.Redis.from_url(
@@ -112,19 +52,17 @@ class RedisStore(Store):
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             )
         except ValueError as err:
-            raise UsageError(f"bad state URL '{safe_url(url)}': {err}") from None
-        self._renew = self._r.register_script(_LEASE_RENEW)
-        self._release = self._r.register_script(_LEASE_RELEASE)
-        self._swap = self._r.register_script(_LEASE_SWAP)
+            raise UsageError(f"bad state URL '{mask_url(url)}': {err}") from None
+        self._scripts = Scripts(self._r)
 
     def keys(self, run_id: str) -> RunKeys:
         """The key names of a run."""
-        return RunKeys(self.prefix, run_id)
+        return self.keyspace.run(run_id)
 
     @property
     def index_key(self) -> str:
         """The sorted set of run ids by start time."""
-        return f"{self.prefix}:runs"
+        return self.keyspace.runs_index
 
     def _call(self, action: Callable[[], T]) -> T:
         """Run a Redis call, turning connection trouble into StoreUnavailable."""
@@ -132,11 +70,11 @@ class RedisStore(Store):
             return action()
         except (redis.ConnectionError, redis.TimeoutError) as err:  # AuthenticationError too
             raise StoreUnavailable(
-                f"cannot reach the state store at {safe_url(self.url)}: {err}",
+                f"cannot reach the state store at {mask_url(self.url)}: {err}",
                 hint="check that Redis is running and YAML_WORKFLOW_STATE_URL points at it",
             ) from None
         except redis.ResponseError as err:
-            raise StateError(f"the state store at {safe_url(self.url)} answered: {err}") from None
+            raise StateError(f"the state store at {mask_url(self.url)} answered: {err}") from None
 
     def _transaction(self, queue: Callable[[Any], None]) -> list[Any]:
         def run() -> list[Any]:
@@ -146,40 +84,48 @@ class RedisStore(Store):
 
         return self._call(run)
 
+    def _reads(self, queue: Callable[[Any], None]) -> list[Any]:
+        def run() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            queue(pipe)
+            return list(pipe.execute())
+
+        return self._call(run)
+
     # --- runs ------------------------------------------------------------------------
+
+    def _apply(self, keys: RunKeys, ops: list[Op], *, must_exist: bool) -> bool:
+        """Run operations atomically (one script, one round trip); False when the run
+        had to exist and does not (then nothing was written)."""
+        done = self._call(lambda: self._scripts.apply(keys=[keys.run],
+                                                      args=[json.dumps(ops), "1" if must_exist else "0"]))
+        return bool(done)
 
     def create_run(self, header: dict[str, Any]) -> None:
         doc = new_document(header)
-        self._transaction(lambda p: queue_document(p, self.keys(doc["workflow_id"]), self.prefix,
-                                                    doc, keep_history=False))
+        keys = self.keys(doc["workflow_id"])
+        self._apply(keys, document_ops(keys, self.index_key, doc, keep_history=False), must_exist=False)
 
     def restore_run(self, doc: dict[str, Any]) -> None:
-        """Recreate a whole run from its document in one transaction."""
-        self._transaction(lambda p: queue_document(p, self.keys(doc["workflow_id"]), self.prefix,
-                                                    doc, keep_history=False))
+        """Recreate a whole run from its document in one script."""
+        keys = self.keys(doc["workflow_id"])
+        self._apply(keys, document_ops(keys, self.index_key, doc, keep_history=False), must_exist=False)
 
     def record(self, run_id: str, event: dict[str, Any]) -> None:
         self.record_many(run_id, [event])
 
     def record_many(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        """Record transitions in one MULTI/EXEC round trip."""
+        """Record transitions in one round trip, all or nothing."""
         keys = self.keys(run_id)
-
-        def queue(pipe: Any) -> None:
-            # Checked inside the transaction: no extra round trip for the common case.
-            pipe.exists(keys.run)
-            for event in events:
-                queue_event(pipe, keys, self.prefix, event)
-                if event.get("t") == "status" and event.get("status") not in FINISHED:
-                    # A finished run that runs again (resume) must not expire under it.
-                    for key in keys.data:
-                        pipe.persist(key)
-
-        replies = self._transaction(queue)
-        if not replies[0] and not any(e.get("t") == "run" for e in events):
-            # The writes just created stray keys of an unknown (or expired) run.
-            self._call(lambda: self._r.delete(*keys.data))
-            raise RunNotFound(f"run '{run_id}' is not in {safe_url(self.url)} (prefix {self.prefix})")
+        ops: list[Op] = []
+        for event in events:
+            ops += event_ops(keys, self.index_key, event)
+            if event.get("t") == "status" and event.get("status") not in FINISHED:
+                # A finished run that runs again (resume) must not expire under it.
+                ops += [["PERSIST", key] for key in keys.data]
+        starts = any(e.get("t") == "run" for e in events)
+        if not self._apply(keys, ops, must_exist=not starts):
+            raise RunNotFound(f"run '{run_id}' is not in {mask_url(self.url)} (prefix {self.prefix})")
 
     def load(self, run_id: str) -> dict[str, Any]:
         keys = self.keys(run_id)
@@ -194,7 +140,7 @@ class RedisStore(Store):
         run, steps, outputs, variables, history = self._transaction(queue)
         if not run:
             raise RunNotFound(
-                f"run '{run_id}' is not in {safe_url(self.url)} (prefix {self.prefix})",
+                f"run '{run_id}' is not in {mask_url(self.url)} (prefix {self.prefix})",
                 hint="it may have expired; its workspace's .workflow_metadata.json still holds it",
             )
         return decode(run, steps, outputs, variables, history)
@@ -253,9 +199,10 @@ class RedisStore(Store):
         def queue(pipe: Any) -> None:
             for row in rows:
                 keys = self.keys(row["workflow_id"])
-                pipe.eval(_RUN_COUNTS, 2, keys.run, keys.steps, dumps(COMPLETED), dumps(SKIPPED))
+                self._scripts.run_counts(keys=[keys.run, keys.steps], args=[dumps(COMPLETED), dumps(SKIPPED)],
+                                         client=pipe)
 
-        for row, (done, total, hosts) in zip(rows, self._transaction(queue) if rows else [], strict=True):
+        for row, (done, total, hosts) in zip(rows, self._reads(queue) if rows else [], strict=True):
             row.update(steps_done=int(done), steps_total=int(total) or None,
                        hosts=sorted(json.loads(h) for h in hosts))
         return rows
@@ -314,18 +261,18 @@ class RedisStore(Store):
             if holder.token != lease.token and lease_is_live(holder):
                 return holder
             # Expired, ours, or a dead process on this host: take it if nobody changed it.
-            if self._call(lambda: self._swap(keys=[key], args=[raw, value, ttl_ms])):  # noqa: B023
+            if self._call(lambda: self._scripts.lease_swap(keys=[key], args=[raw, value, ttl_ms])):  # noqa: B023
                 return None
         raise StateError(f"could not take the lease of run '{run_id}': it keeps changing hands")
 
     def renew_lease(self, run_id: str, lease: Lease) -> bool:
         value, ttl_ms = self._lease_args(lease)
         key = self.keys(run_id).lease
-        return bool(self._call(lambda: self._renew(keys=[key], args=[lease.token, value, ttl_ms])))
+        return bool(self._call(lambda: self._scripts.lease_renew(keys=[key], args=[lease.token, value, ttl_ms])))
 
     def release_lease(self, run_id: str, token: str) -> None:
         key = self.keys(run_id).lease
-        self._call(lambda: self._release(keys=[key], args=[token]))
+        self._call(lambda: self._scripts.lease_release(keys=[key], args=[token]))
 
     def lease_holder(self, run_id: str) -> Lease | None:
         raw = self._call(lambda: self._r.get(self.keys(run_id).lease))
