@@ -14,7 +14,8 @@ the project's exceptions (:mod:`yaml_workflow.exceptions`), each carrying its ex
 from __future__ import annotations
 
 from .actions import cancel, retry, skip
-from .inspect import locate, logs, runs, status
+from .files import find_workflow_files, list_workflows
+from .inspect import locate, logs, runs, secret_names, status
 from .models import (
     ActionResult,
     LogEntry,
@@ -26,17 +27,20 @@ from .models import (
     SubmitResult,
     ValidationIssue,
     ValidationReport,
+    WorkflowFile,
 )
 from .start import check_timeout, load, resume, run, submit, validate, wait_for
 
 __all__ = [
     # starting runs
     "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout",
+    # workflow files
+    "list_workflows", "find_workflow_files",
     # reading runs
-    "status", "runs", "logs", "locate",
+    "status", "runs", "logs", "locate", "secret_names",
     # acting on runs
     "cancel", "retry", "skip",
     # results
     "ActionResult", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
-    "StepState", "SubmitResult", "ValidationIssue", "ValidationReport",
+    "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkflowFile",
 ]
