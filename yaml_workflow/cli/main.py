@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "workflow_cmds",
     "workspace_cmd",
     "config_cmd",
+    "mcp_cmd",
 )
 
 
