@@ -32,6 +32,15 @@ def cut_note(total: int, shown: int, where: str) -> str:
     return f"[truncated: {total:,} characters, the first {shown:,} shown; {where}]"
 
 
+def cut(text: str, limit: int, where: str) -> str:
+    """``text`` cut so that, with its note, it is at most ``limit`` characters (so cutting
+    it again changes nothing)."""
+    if len(text) <= limit:
+        return text
+    shown = max(limit - len(cut_note(len(text), limit, where)) - 1, 0)
+    return text[:shown] + "\n" + cut_note(len(text), shown, where)
+
+
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str))
 
@@ -55,9 +64,7 @@ class Redactor:
     def text(self, text: str, limit: int = STRING_LIMIT) -> str:
         """``text`` masked, and cut to ``limit`` characters with a note."""
         text = self.masker.text(text) if self.masker else text
-        if len(text) <= limit:
-            return text
-        return text[:limit] + "\n" + cut_note(len(text), limit, self.where)
+        return cut(text, limit, self.where)
 
     # --- values -----------------------------------------------------------------------
 
@@ -76,11 +83,9 @@ class Redactor:
         ``limit`` characters of JSON, a preview of its JSON (a string) with a note."""
         value = self.masker.value(value) if self.masker else value
         value = self._strings(value, STRING_LIMIT)
-        size = _json_size(value)
-        if size <= limit:
+        if _json_size(value) <= limit:
             return value
-        preview = json.dumps(value, ensure_ascii=False, default=str)[:limit]
-        return preview + "\n" + cut_note(size, limit, self.where)
+        return cut(json.dumps(value, ensure_ascii=False, default=str), limit, self.where)
 
     def mapping(self, values: dict[str, Any], limit: int = RESULT_LIMIT,
                 value_limit: int = VALUE_LIMIT) -> dict[str, Any]:
