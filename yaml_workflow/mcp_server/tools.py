@@ -8,9 +8,10 @@ one-line message, with secrets masked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -45,6 +46,37 @@ RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,100}$",
 Timeout = Annotated[float | None, Field(gt=0, description="seconds to wait at most; past it the run "
                                                           "goes on and the result says it is running")]
 STARTED_LIMIT = 120.0  # seconds a child run may take to create its run (imports, workspace)
+POLL = 0.05  # seconds between looks at a long wait (see `wait_for_event`)
+
+
+async def wait_for_event(event: threading.Event, timeout: float | None) -> bool:
+    """Wait for ``event`` without holding a worker thread: a wait abandoned by the client
+    (or by the server stopping) must not keep the process alive, and anyio's worker
+    threads are not daemons."""
+    with anyio.move_on_after(timeout):
+        while not event.is_set():
+            await anyio.sleep(POLL)
+    return event.is_set()
+
+
+async def in_daemon_thread(work: Callable[[], T]) -> T:
+    """``work()`` (a long blocking wait) in a daemon thread, awaited by polling."""
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task
+            outcome["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="serve-mcp-wait", daemon=True).start()
+    await wait_for_event(done, None)
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(T, outcome["value"])
 
 
 class Tools:
@@ -70,10 +102,13 @@ class Tools:
         except WorkflowError:
             return Redactor()
 
-    async def call(self, redactor: Redactor, work: Callable[[], T]) -> T:
-        """``work()`` in a thread (the event loop keeps serving); an API error becomes a
-        tool error with its one line, masked, and file names relative to the directory."""
+    async def call(self, redactor: Redactor, work: Callable[[], T], *, long: bool = False) -> T:
+        """``work()`` in a thread (the event loop keeps serving; ``long``: a daemon thread);
+        an API error becomes a tool error with its one line, masked, and file names
+        relative to the directory."""
         try:
+            if long:
+                return await in_daemon_thread(work)
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except WorkflowError as err:
             raise ToolError(self.directory.relative(redactor.text(err.one_line()))) from None
@@ -115,8 +150,8 @@ class Tools:
         redactor = await anyio.to_thread.run_sync(self.redactor_for_file, path)
         child = await self.call(redactor, lambda: ChildRun(path, dict(params or {}), self.base_dir))
         if wait:
-            await anyio.to_thread.run_sync(child.finished.wait, timeout, abandon_on_cancel=True)
-        await anyio.to_thread.run_sync(child.started.wait, STARTED_LIMIT, abandon_on_cancel=True)
+            await wait_for_event(child.finished, timeout)
+        await wait_for_event(child.started, STARTED_LIMIT)
         if child.error is not None:
             raise ToolError(self.directory.relative(redactor.text(child.error)))
         if child.result is not None:
@@ -146,7 +181,7 @@ class Tools:
                 except WaitTimeout:
                     return None
 
-            submitted = submitted.model_copy(update={"result": await self.call(redactor, follow)})
+            submitted = submitted.model_copy(update={"result": await self.call(redactor, follow, long=True)})
         return redactor.model(submitted, free=["result.outputs"])
 
     async def run_status(self, run: RunId) -> RunStatus:
