@@ -48,7 +48,7 @@ def test_a_bad_value_is_one_line_naming_the_variable_and_exit_2(
     wf.write_text("steps:\n  - name: a\n    task: noop\n")
     monkeypatch.setenv(variable, value)
     res = cli("run", str(wf), "--base-dir", str(tmp_path / "runs"))
-    code, out, err = res.code, res.out, res.err
+    code, err = res.code, res.err
     assert code == 2
     assert err.count("\n") == 1 and says in err, err
     assert "Traceback" not in err

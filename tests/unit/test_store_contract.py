@@ -29,7 +29,8 @@ from yaml_workflow.state.document import (
     step_event,
     summary,
 )
-from yaml_workflow.state.store import Lease, Store
+from yaml_workflow.state.lease import Lease
+from yaml_workflow.state.store import Store
 from yaml_workflow.state.stores.json_file import JsonFileStore
 from yaml_workflow.state.stores.memory import MemoryStore
 from yaml_workflow.state.stores.redis import RedisStore

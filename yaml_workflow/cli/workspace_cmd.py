@@ -166,9 +166,9 @@ def handle_clean(args: argparse.Namespace) -> int:
 
 def _records_store() -> Any:
     """The Redis store whose keys go with the workspaces, when one is configured."""
-    from ..state.store import default_state_url, open_store
+    from ..state.stores import open_store
 
-    url = default_state_url()
+    url = get_settings().state_url
     if not url or url.startswith(("file:", "memory:")):
         return None
     return open_store(url)
@@ -178,7 +178,7 @@ def _running_in_store(store: Any, run_id: str | None) -> str | None:
     """Why the store says the run is still running (None when it does not)."""
     if store is None or not run_id:
         return None
-    from ..state.store import lease_is_live
+    from ..state.lease import lease_is_live
 
     if lease_is_live(store.lease_holder(run_id)):
         return "still running (its lease in the store is live)"

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from ..engine.cancel import cancel_requested
 from ..engine.context import RunContext
 from ..engine.plan import Plan
 from ..engine.step import Outcome, describe_error, run_step, skip_step
 from ..state.document import CANCELLED, COMPLETED, FAILED, SKIPPED, now_iso, status_event
-from .control import cancel_requested
 
 DEFAULT_MAX_PARALLEL = min(32, (os.cpu_count() or 1) + 4)
 

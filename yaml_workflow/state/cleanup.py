@@ -21,8 +21,8 @@ from typing import Any
 
 from ..exceptions import LeaseHeld, StateFileError, UsageError
 from .document import FINISHED, RUN_STATUSES, RUNNING, parse_iso
+from .lease import Lease, lease_is_live
 from .mirror import JOURNAL_DIR, STATE_FILE, read_state
-from .store import Lease, lease_is_live
 from .stores.json_file import LEASE_FILE
 
 UNKNOWN = "unknown"  # the state file cannot be read

@@ -19,7 +19,8 @@ from ..exceptions import RunNotFound, StateFileError, StoreUnavailable, UsageErr
 from ..settings import get_settings, mask_url
 from .document import summary
 from .mirror import JOURNAL_DIR, STATE_FILE, read_state
-from .store import Store, open_store
+from .store import Store
+from .stores import open_store
 from .stores.json_file import JsonFileStore, find_run_workspace, find_workspaces
 
 WORKSPACE_SOURCE = "workspace"

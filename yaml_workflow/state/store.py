@@ -1,6 +1,6 @@
 """The Store interface: where a run's state lives, primitive by primitive.
 
-Three implementations, chosen by URL (:func:`open_store`):
+Three implementations, chosen by URL (:func:`.stores.open_store`):
 
 - ``memory://``  — a dict in this process (unit tests, eager mode);
 - ``file://[ROOT]`` — the workspace's JSON mirror alone (the default of ``run``); ROOT is
@@ -14,31 +14,9 @@ the seed's structure whichever store holds it.
 from __future__ import annotations
 
 import abc
-import os
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
-from ..exceptions import UsageError
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who holds a run: the process that may record its transitions."""
-
-    token: str
-    host: str
-    pid: int
-    expires_at: float  # time.time()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"token": self.token, "host": self.host, "pid": self.pid, "expires_at": self.expires_at}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Lease:
-        """Back from JSON form."""
-        return cls(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["expires_at"]))
+from .lease import Lease
 
 
 class Store(abc.ABC):
@@ -139,53 +117,3 @@ def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
         final["at"] = moment
     events.append(final)
     return events
-
-
-def lease_is_live(lease: Lease | None) -> bool:
-    """A lease counts while unexpired, except that a dead owner on this host frees it at once."""
-    if lease is None:
-        return False
-    import time
-
-    from .document import HOST
-
-    if lease.host == HOST:
-        try:
-            os.kill(lease.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        else:
-            if lease.pid == os.getpid():
-                return lease.expires_at > time.time()
-    return lease.expires_at > time.time()
-
-
-def default_state_url() -> str | None:
-    """``YAML_WORKFLOW_STATE_URL`` if set (else each command picks its default)."""
-    from ..settings import get_settings
-
-    return get_settings().state_url
-
-
-def open_store(url: str | None = None, *, root: str | None = None) -> Store:
-    """The store named by ``url`` (default: the JSON files under ``root``)."""
-    url = url or default_state_url() or "file://"
-    scheme = urlparse(url).scheme
-    if scheme == "memory":
-        from .stores.memory import MemoryStore
-
-        return MemoryStore(url)
-    if scheme == "file":
-        from .stores.json_file import JsonFileStore
-
-        return JsonFileStore(url, root=root)
-    if scheme in ("redis", "rediss", "unix"):
-        from .stores.redis import RedisStore
-
-        return RedisStore(url)
-    raise UsageError(
-        f"unknown state URL '{url}'",
-        hint="use memory://, file://[DIR], redis://HOST:PORT/DB or rediss://...",
-    )

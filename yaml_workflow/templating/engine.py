@@ -11,28 +11,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from .markup import Namespace, is_template
 
-class Namespace(dict):  # type: ignore[type-arg]
-    """A dict that knows its name (``args``, ``steps``...) for undefined-name messages."""
-
-    __slots__ = ("ns_name",)
-
-    def __init__(self, ns_name: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ns_name = ns_name
-
-
-# `{{ expr }}` alone (no other text, no second expression) renders to the value itself.
-SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
-
-
-def is_template(value: str) -> bool:
-    """True when the string contains Jinja markup worth rendering."""
-    return "{{" in value or "{%" in value or "{#" in value
+__all__ = ["Namespace", "is_template"]
 
 
 def check_syntax(source: str) -> str | None:

@@ -20,7 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from ..exceptions import TemplateError, TemplateSyntaxProblem
-from .engine import SINGLE_EXPR as _SINGLE_EXPR
+from .markup import SINGLE_EXPR as _SINGLE_EXPR
 
 
 def _describe_keys(obj: Any) -> str:

@@ -126,7 +126,8 @@ def client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def _s(value: Any) -> str:
+def decode_text(value: Any) -> str:
+    """A Redis reply as text ('' for None)."""
     return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
 
 
@@ -174,9 +175,9 @@ class FleetState:
         pipe.hget(self.k(run_id), "status")
         pipe.hget(self.k(run_id, "fleet"), "status")
         run, fleet = pipe.execute()
-        if _s(run) == "cancelled":
+        if decode_text(run) == "cancelled":
             return "cancelled"
-        return _s(fleet) or _s(run)
+        return decode_text(fleet) or decode_text(run)
 
     def set_status(self, run_id: str, status: str, event: dict[str, Any] | None = None) -> None:
         """Set the fleet status; with ``event``, tell followers (stream) and let keys expire."""
@@ -190,7 +191,7 @@ class FleetState:
 
     def field(self, run_id: str, name: str) -> str:
         """One field of the fleet hash ('' when unset)."""
-        return _s(self.r.hget(self.k(run_id, "fleet"), name))
+        return decode_text(self.r.hget(self.k(run_id, "fleet"), name))
 
     def set_fields(self, run_id: str, **fields: Any) -> None:
         """Set fields of the fleet hash."""
@@ -206,24 +207,24 @@ class FleetState:
         """Status, done marker and claim of a step, with its attempt and inputs, at once."""
         keys = [self.k(run_id, "fleet"), self.k(run_id), self.claim_key(run_id, step), self.k(run_id, "ns")]
         out = self._begin(keys=keys, args=[step, token, int(claim_ttl() * 1000), *ns_fields])
-        info: dict[str, Any] = {"status": _s(out[0])}
+        info: dict[str, Any] = {"status": decode_text(out[0])}
         if len(out) == 1:
             return info
-        info["done"] = _s(out[1]) == "1"
+        info["done"] = decode_text(out[1]) == "1"
         info["claimed"] = int(out[2]) == 1
         if not info["claimed"]:
             info["claim_ttl"] = max(0.0, int(out[3]) / 1000.0)
             return info
-        info["attempt"] = int(_s(out[3]) or 1)
-        info["not_before"] = float(_s(out[4]) or 0)
-        info["started"] = _s(out[5])
-        info["fanout"] = _s(out[6])
+        info["attempt"] = int(decode_text(out[3]) or 1)
+        info["not_before"] = float(decode_text(out[4]) or 0)
+        info["started"] = decode_text(out[5])
+        info["fanout"] = decode_text(out[6])
         if ns_fields[:1] == ["*"]:
             flat = out[7]
-            info["ns"] = {_s(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+            info["ns"] = {decode_text(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         else:
             info["ns"] = {n: json.loads(v) for n, v in zip(ns_fields, out[7], strict=False) if v}
-        info["gen"] = _s(out[8])  # which resume of the run: a cached spec of another is stale
+        info["gen"] = decode_text(out[8])  # which resume of the run: a cached spec of another is stale
         info["claim_key"] = self.claim_key(run_id, step)
         self._held[info["claim_key"]] = token
         _RENEWER.add(self, info["claim_key"], token)
@@ -255,12 +256,12 @@ class FleetState:
             new, nxt, remaining, status = pipe.execute()[-1]
         else:
             new, nxt, remaining, status = self._commit(keys=keys, args=args)
-        if _s(status) == "gone":  # Redis lost the run: take back what this commit created
+        if decode_text(status) == "gone":  # Redis lost the run: take back what this commit created
             self.r.delete(*(self.k(run_id, x) for x in ("", "steps", "outputs", "vars", "history",
                                                          "fleet", "ns", "events")))
             return {"new": False, "ready": [], "remaining": 0, "status": "gone"}
-        ready = [(name, reason) for name, reason in json.loads(_s(nxt))]
-        return {"new": int(new) == 1, "ready": ready, "remaining": int(remaining), "status": _s(status)}
+        ready = [(name, reason) for name, reason in json.loads(decode_text(nxt))]
+        return {"new": int(new) == 1, "ready": ready, "remaining": int(remaining), "status": decode_text(status)}
 
     def sent(self, run_id: str, names: list[str]) -> list[bool]:
         """Which successors already have their dispatch marker."""
@@ -312,13 +313,13 @@ class FleetState:
 
     def visibility_timeout(self) -> float | None:
         """The smallest visibility timeout workers published, or None."""
-        values = [float(_s(v)) for v in self.r.hvals(f"{self.prefix}:fleet:vt")]
+        values = [float(decode_text(v)) for v in self.r.hvals(f"{self.prefix}:fleet:vt")]
         return min(values) if values else None
 
     def delete_run(self, run_id: str) -> None:
         """Forget the fleet keys of a run (``clean`` calls this with the store's delete)."""
         keys = list(self.r.scan_iter(match=self.k(run_id, "*"), count=500))
-        keys = [k for k in keys if not _s(k).endswith((":steps", ":outputs", ":vars"))]
+        keys = [k for k in keys if not decode_text(k).endswith((":steps", ":outputs", ":vars"))]
         if keys:
             self.r.delete(*keys)
 

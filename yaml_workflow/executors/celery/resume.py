@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ...engine.lifecycle import resume_events, reusable_items, stored_workflow
 from ...engine.plan import build_plan
 from ...engine.request import RunResult
 from ...engine.resume import decide
@@ -29,18 +30,19 @@ from ...settings import get_settings, process_environment
 from ...state.document import (
     FINISHED,
     RUNNING,
-    history_event,
     now_iso,
     parse_iso,
-    status_event,
-    step_event,
 )
+from ...state.lease import lease_is_live
 from ...state.mirror import MIRROR_KEY, read_state
 from ...state.recorder import RunRecorder
-from ...state.store import lease_is_live, open_store
+from ...state.stores import open_store
 from . import config
+from .app import default_app
 from .dispatch import advance, compile_plan
-from .fleet_state import FleetState, _s
+from .fleet_state import FleetState, decode_text
+from .follow import wait_for_run
+from .preflight import check_limits, check_reachable, exported_env
 from .runtime import FleetRun, ns_entry
 
 # How long the resume lease lives if its holder dies in the middle (seconds).
@@ -85,7 +87,7 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
 def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lost: bool,
                 workspace: Path) -> None:
     """Refuse a run that something still runs: a live claim, a live lease, fresh activity."""
-    claims = [_s(k) for k in fs.r.scan_iter(match=fs.k(run_id, "claim:*"), count=500)]
+    claims = [decode_text(k) for k in fs.r.scan_iter(match=fs.k(run_id, "claim:*"), count=500)]
     if claims:
         step = claims[0].rsplit(":claim:", 1)[-1].split("#")[0]
         raise ResumeRefused(f"run {run_id} is already running on the fleet (step '{step}' is running now)",
@@ -99,7 +101,7 @@ def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lo
     # A `running` run with no claim: its steps may be queued, or waiting for a retry,
     # or the messages may be gone.  Only the last counts as stalled.
     waiting = [n for n, v in fs.r.hgetall(fs.k(run_id, "fleet")).items()
-               if _s(n).startswith("not_before:") and float(_s(v) or 0) > time.time()]
+               if decode_text(n).startswith("not_before:") and float(decode_text(v) or 0) > time.time()]
     age = _age(doc)
     if waiting or age < stall_after():
         raise ResumeRefused(
@@ -132,7 +134,7 @@ def _fleet_keys(fs: FleetState, run_id: str, spec: dict[str, Any], done: set[str
             fields[f"join:{name}"] = sum(1 for d in deps[name] if d in done)
     ready = [n for n in order if n not in done and all(d in done for d in deps[n])]
     fanouts = [k for k in fs.r.scan_iter(match=fs.k(run_id, "batch:*"), count=500)
-               if _s(k).split(":batch:", 1)[1].rsplit(":", 1)[0] in rerun]
+               if decode_text(k).split(":batch:", 1)[1].rsplit(":", 1)[0] in rerun]
     pipe = fs.r.pipeline(transaction=True)
     pipe.delete(fs.k(run_id, "fleet"), fs.k(run_id, "ns"), *fanouts)
     pipe.set(fs.k(run_id, "spec"), json.dumps(spec, separators=(",", ":")))
@@ -156,13 +158,10 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
     ``params`` are k=v given without --override-params (they must match the run's);
     ``override_params`` replace the run's; ``workflow`` is a file to compare against
     (default: the workflow stored with the run)."""
-    from ..local_run import reusable_items, stored_workflow
-    from .submit import _app, _check_limits, _check_reachable, exported_env, wait_for_run
-
     broker, url = config.broker_url(), config.state_url()
-    _check_reachable(broker, "broker", BrokerUnavailable)
+    check_reachable(broker, "broker", BrokerUnavailable)
     if url != broker:
-        _check_reachable(url, "state store", StoreUnavailable)
+        check_reachable(url, "state store", StoreUnavailable)
     fs, store = FleetState(url), open_store(url)
     lease_key, token = fs.k(run_id, "resume"), uuid.uuid4().hex
     if not fs.r.set(lease_key, token, nx=True, px=int(RESUME_LEASE * 1000)):
@@ -179,7 +178,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                           override_params=override_params is not None, from_step=from_step,
                           force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped))
         secrets = check_secrets(workflow.secrets, process_environment())
-        _check_limits(workflow, plan, fs)
+        check_limits(workflow, plan, fs)
         if lost or doc.get("mode") != "fleet" or doc.get("workspace") != str(ws):
             # The fleet needs the run in Redis, under an absolute workspace, as a fleet run.
             doc = {**doc, "mode": "fleet", "workspace": str(ws)}
@@ -197,25 +196,17 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                 "gen": uuid.uuid4().hex[:12],
                 "prior_items": reusable_items(plan, decision, records)}
         recorder = RunRecorder(store, run_id, ws)
-        count = 1 + sum(1 for h in doc.get("history", []) if h.get("event") == "resume")
-        events = [{"t": "reset", "steps": decision.rerun, "at": time.time()},
-                  status_event(RUNNING, failed_step=None),
-                  history_event("resume", count=count, changed=decision.changed, mode="fleet",
-                                from_step=decision.rerun[0] if decision.rerun else None)]
-        if decision.args != doc.get("params"):
-            events.append({"t": "params", "params": decision.args})
-        events += [step_event(n, "skipped", reason="skipped by hand (yaml-workflow skip)")
-                   for n in mark_skipped]
+        events = resume_events(doc, decision, mark_skipped, mode="fleet")
         for event in events:
             recorder.record(event)
         ns = {n: json.dumps(ns_entry({**records.get(n, {}), "status": records.get(n, {}).get("status")}))
               for n in decision.done if n in records and n not in mark_skipped}
         ns.update({n: json.dumps({"status": "skipped", "result": None}) for n in mark_skipped})
         since = fs.r.xrevrange(fs.k(run_id, "events"), count=1)
-        last_id = _s(since[0][0]) if since else "0-0"
+        last_id = decode_text(since[0][0]) if since else "0-0"
         ready, remaining = _fleet_keys(fs, run_id, spec, decision.done, ns, decision.rerun)
         run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
-        advance(app or _app(), run, {"status": "running", "new": True, "remaining": remaining,
+        advance(app or default_app(), run, {"status": "running", "new": True, "remaining": remaining,
                                     "ready": [(n, "") for n in ready]})
         run.recorder.close()
     finally:

@@ -27,7 +27,8 @@ from ...settings import get_settings
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
 from ...state.recorder import RunRecorder
-from ...state.store import Store, open_store
+from ...state.store import Store
+from ...state.stores import open_store
 from . import config
 from .fleet_state import FleetState
 from .progress import current_task_progress
@@ -199,7 +200,7 @@ def _extend_sys_path(pythonpath: str | None) -> None:
         from ...tasks import registry
 
         importlib.invalidate_caches()
-        registry._state["plugins"] = False  # look for entry points again on the new path
+        registry.rescan_plugins()  # look for entry points again on the new path
 
 
 @contextmanager

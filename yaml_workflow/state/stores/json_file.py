@@ -22,8 +22,9 @@ from urllib.parse import unquote, urlparse
 from ...exceptions import RunNotFound, StateFileError
 from ...settings import get_settings
 from ..document import summary
+from ..lease import Lease, lease_is_live
 from ..mirror import STATE_FILE, Mirror, read_state, write_atomically
-from ..store import Lease, Store, lease_is_live
+from ..store import Store
 
 LEASE_FILE = Path(".ywf") / "lease.json"
 _ID_RE = re.compile(rb'"workflow_id"\s*:\s*"([^"]+)"')

@@ -20,7 +20,8 @@ from urllib.parse import urlparse, urlunparse
 from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
 from ...settings import get_settings
 from ..document import CANCELLED, COMPLETED, FINISHED, SKIPPED, new_document
-from ..store import Lease, Store, lease_is_live
+from ..lease import Lease, lease_is_live
+from ..store import Store
 from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
 
 try:
