@@ -96,7 +96,7 @@ def resume(run: str | None = None, params: Mapping[str, Any] | None = None, *,
     """Continue a failed or interrupted run: here (``run --resume``) or on the fleet
     (``submit --resume``, None when not waited for)."""
     if fleet:
-        from ..executors.celery.submit import resume_fleet_run
+        from ..executors.celery.resume import resume_fleet_run
 
         if run is None:
             raise UsageError("a fleet resume needs the run id")
