@@ -36,7 +36,7 @@ class ChildRun:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "yaml_workflow.mcp_server.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._console,
-            start_new_session=True, env=dict(os.environ),
+            start_new_session=True,  # the environment is inherited whole: the run needs it
         )
         request = {"workflow": str(workflow), "params": params,
                    "base_dir": str(base_dir) if base_dir is not None else None}
