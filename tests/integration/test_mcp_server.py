@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from textwrap import dedent
 
+import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -379,3 +380,28 @@ def test_a_10_mb_step_output_is_truncated_with_a_note(tmp_path: Path) -> None:
             assert json.loads(doc)["status"] == "completed"
 
     run_session(scenario)
+
+
+def test_a_run_outlives_the_session_that_started_it(tmp_path: Path) -> None:
+    workflows, runs = dirs(tmp_path)
+    write(workflows, "later.yaml", """\
+        name: later
+        steps:
+          - {name: wait, task: shell, inputs: {command: "sleep 1"}}
+          - {name: done, task: echo, inputs: {message: finished}}
+        """)
+    started: dict[str, str] = {}
+
+    async def first() -> None:
+        async with serve_mcp(workflows, runs) as mcp:
+            started.update(await mcp.ok("run_workflow", workflow="later.yaml", wait=False))
+
+    async def second() -> None:
+        async with serve_mcp(workflows, runs) as mcp:
+            with anyio.fail_after(30):
+                while (status := await mcp.ok("run_status", run=started["run_id"]))["status"] == "running":
+                    await anyio.sleep(0.2)
+            assert status["status"] == "completed" and status["steps_done"] == 2
+
+    run_session(first)  # the session and its server end while the step sleeps
+    run_session(second)
