@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "workspace_cmd",
     "config_cmd",
     "serve_cmd",
+    "mcp_cmd",
 )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .actions import cancel, resume_detached, retry, skip
 from .files import files, read_file
-from .inspect import locate, logs, outputs, runs, status
+from .inspect import locate, logs, outputs, runs, secret_names, status
 from .models import (
     ActionResult,
     FileContent,
@@ -29,18 +29,23 @@ from .models import (
     SubmitResult,
     ValidationIssue,
     ValidationReport,
+    WorkflowFile,
     WorkspaceFile,
 )
 from .start import check_timeout, load, resume, run, submit, validate, wait_for
+from .workflows import find_workflow_files, list_workflows
 
 __all__ = [
     # starting runs
     "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout",
+    # workflow files
+    "list_workflows", "find_workflow_files",
     # reading runs
-    "status", "runs", "logs", "outputs", "files", "read_file", "locate",
+    "status", "runs", "logs", "outputs", "files", "read_file", "locate", "secret_names",
     # acting on runs
     "cancel", "retry", "skip", "resume_detached",
     # results
     "ActionResult", "FileContent", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
-    "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkspaceFile",
+    "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkflowFile",
+    "WorkspaceFile",
 ]

@@ -58,6 +58,12 @@ def step_states(doc: dict[str, Any], stalled: dict[str, str] | None = None) -> l
     return rows
 
 
+def secret_names(doc: dict[str, Any]) -> list[str]:
+    """The secrets a run's workflow declares (names; their values never leave the process)."""
+    declared = (doc.get("workflow") or {}).get("secrets") or []
+    return [str(name) for name in declared] if isinstance(declared, list) else []
+
+
 def status_of(located: LocatedRun) -> RunStatus:
     """A located run's state as the API returns it."""
     doc = located.doc
@@ -84,6 +90,7 @@ def status_of(located: LocatedRun) -> RunStatus:
         history=doc.get("history") or [],
         progress=run_progress(doc),
         steps=rows,
+        secrets=secret_names(doc),
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "ValidationReport",
     "WorkspaceFile",
     "FileContent",
+    "WorkflowFile",
 ]
 
 _MODEL = ConfigDict(defer_build=True, extra="forbid")
@@ -70,6 +71,8 @@ class RunStatus(BaseModel):
     history: list[dict[str, Any]] = Field(default_factory=list)
     progress: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepState] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list,
+                               description="the secrets its workflow declares (names only; values are masked)")
 
     @property
     def finished(self) -> bool:
@@ -198,3 +201,17 @@ class ValidationReport(BaseModel):
     steps: int = 0
     errors: list[ValidationIssue] = Field(default_factory=list)
     warnings: list[ValidationIssue] = Field(default_factory=list)
+
+
+class WorkflowFile(BaseModel):
+    """A workflow file found under a directory (`list`), loaded and checked."""
+
+    model_config = _MODEL
+
+    file: str = Field(description="the path relative to the directory listed")
+    valid: bool
+    name: str | None = None
+    description: str | None = None
+    steps: int | None = None
+    params: list[str] = Field(default_factory=list, description="the params it declares")
+    error: str | None = Field(None, description="why it does not load, with file:line")

@@ -118,10 +118,13 @@ def resume(run: str | None = None, params: Mapping[str, Any] | None = None, *,
     return resume_run(request)
 
 
-def validate(workflow: WorkflowArg, *, strict: bool = False) -> ValidationReport:
-    """Load and lint a workflow file; errors (and, with ``strict``, warnings) make it invalid."""
+def validate(workflow: WorkflowArg, *, strict: bool = False,
+             params: Mapping[str, Any] | None = None) -> ValidationReport:
+    """Load and lint a workflow file; errors (and, with ``strict``, warnings) make it invalid.
+    With ``params``, they are checked as a run would check them (types, required, allowed)."""
     from ..engine.lint import lint_workflow
     from ..exceptions import SpecError
+    from ..spec.params import resolve_params
 
     file = str(workflow.source if isinstance(workflow, Workflow) else workflow)
     try:
@@ -136,5 +139,10 @@ def validate(workflow: WorkflowArg, *, strict: bool = False) -> ValidationReport
     errors: list[ValidationIssue] = []
     if strict:
         errors, warnings = warnings, []
+    if params is not None:
+        try:
+            resolve_params(loaded, dict(params))
+        except WorkflowError as err:
+            errors.append(ValidationIssue(message=err.one_line()))
     return ValidationReport(file=file, valid=not errors, steps=len(loaded.steps), errors=errors,
                             warnings=warnings)

@@ -62,6 +62,8 @@ class RunContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Item records of steps that run again (batch resume): step -> index -> record.
     prior_items: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Set once the observer has been told which run this is (see `record`).
+    announced: bool = False
 
     def __post_init__(self) -> None:
         self._args_ns = Namespace("args", self.args)
@@ -127,6 +129,12 @@ class RunContext:
         self.recorder.record(event)
         if event.get("t") == "step" and _worth_logging(event):
             append_step_log(self.workspace, event)
+        if not self.announced:
+            # Before its first transition, an observer hears which run this is: a caller
+            # that runs the workflow elsewhere (a child process) learns the id early.
+            self.announced = True
+            self.observer("run", {"run_id": self.run_id, "workspace": str(self.workspace),
+                                  "workflow": self.workflow.name})
         self.observer(event.get("t", ""), event)
 
     def elapsed_since(self, started: float) -> float:
