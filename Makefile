@@ -77,7 +77,7 @@ fleet-test: $(STAMP)
 clean:
 	rm -rf runs build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: flower-screenshot terminal-screenshot
+.PHONY: flower-screenshot terminal-screenshot dashboard-screenshot
 
 # docs/images/flower-tasks.png: a private Redis, two workers and Flower, two example runs,
 # and headless Chromium (apt-get installs it when missing). Not run by CI.
@@ -87,3 +87,8 @@ flower-screenshot: $(STAMP)
 # docs/images/terminal-progress.png: the live display of `run` (rich), frozen mid-batch.
 terminal-screenshot: $(STAMP)
 	$(PY) scripts/terminal-screenshot docs/images/terminal-progress.png
+
+# docs/images/dashboard-runs.png and dashboard-run.png: the dashboard (`yaml-workflow serve`)
+# over a private fleet, in headless Chromium (apt-get installs it when missing).
+dashboard-screenshot: $(STAMP)
+	$(PY) scripts/dashboard-screenshot docs/images

@@ -70,7 +70,8 @@ def _workflow(tmp: Path, n: int) -> Path:
 def _submit(path: Path, base: Path) -> float:
     from yaml_workflow.engine.load import load_workflow
     from yaml_workflow.engine.request import RunRequest
-    from yaml_workflow.executors.celery.submit import submit_run, wait_for_run
+    from yaml_workflow.executors.celery.follow import wait_for_run
+    from yaml_workflow.executors.celery.submit import submit_run
 
     workflow = load_workflow(path)
     started = time.perf_counter()
@@ -117,7 +118,8 @@ def throughput(runs: int = 200, steps: int = 5, workers: int = 2, concurrency: i
     from tests.support.workers import Fleet
     from yaml_workflow.engine.load import load_workflow
     from yaml_workflow.engine.request import RunRequest
-    from yaml_workflow.executors.celery.submit import submit_run, wait_for_run
+    from yaml_workflow.executors.celery.follow import wait_for_run
+    from yaml_workflow.executors.celery.submit import submit_run
 
     fleet = Fleet(workers=workers, pool="prefork", concurrency=concurrency)
     saved = {k: os.environ.get(k) for k in _THROUGHPUT_ENV}

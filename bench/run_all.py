@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order: cheapest first, so a quick look gets the local figures before the fleet's.
-BENCHES = ("bench_local.py", "bench_state.py", "bench_progress.py", "bench_fleet.py")
+BENCHES = ("bench_local.py", "bench_state.py", "bench_progress.py", "bench_dashboard.py", "bench_fleet.py")
 
 
 def main() -> int:

@@ -8,10 +8,19 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.redis_server import RedisServer
+from yaml_workflow.settings import reset_settings
 
 # Nothing in the tests may reach the machine's own Redis on 6379 by accident.
 os.environ["YAML_WORKFLOW_BROKER_URL"] = "redis://127.0.0.1:1/0"
 os.environ.pop("YAML_WORKFLOW_STATE_URL", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Settings are read once per process: each test reads the environment it set up."""
+    reset_settings()
+    yield
+    reset_settings()
 
 
 @pytest.fixture(scope="session")

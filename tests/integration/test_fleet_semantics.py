@@ -204,7 +204,7 @@ def test_cancelled_run_enqueues_nothing_more(fleet: Fleet, tmp_path: Path) -> No
     import sys
 
     follow = subprocess.run([sys.executable, "-c", (
-        "import sys; from yaml_workflow.executors.celery.submit import wait_for_run; "
+        "import sys; from yaml_workflow.executors.celery.follow import wait_for_run; "
         f"r = wait_for_run({run_id!r}, timeout=30); print(r.status)")],
         env=fleet.env, capture_output=True, text=True, timeout=60)
     assert follow.stdout.strip() == "cancelled", follow.stderr

@@ -11,7 +11,7 @@ from yaml_workflow.engine.load import load_workflow
 from yaml_workflow.engine.request import RunRequest
 from yaml_workflow.executors.local_run import resume_run, start_run
 from yaml_workflow.state.document import apply, new_document
-from yaml_workflow.state.store import open_store
+from yaml_workflow.state.stores import open_store
 
 WORKFLOW = """
 name: bres

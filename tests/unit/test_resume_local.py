@@ -21,8 +21,8 @@ from yaml_workflow.exceptions import EXIT_REFUSED, ResumeRefused
 from yaml_workflow.executors.local_run import resume_run, start_run
 from yaml_workflow.spec.models import Workflow
 from yaml_workflow.state.document import HOST
+from yaml_workflow.state.lease import Lease
 from yaml_workflow.state.mirror import read_state
-from yaml_workflow.state.store import Lease
 from yaml_workflow.state.stores.json_file import JsonFileStore
 
 # a: counts its runs and returns n*10; b: fails until the file `ok` exists; c: uses b.

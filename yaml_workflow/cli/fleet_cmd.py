@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from .. import client
 from ..exceptions import EXIT_FAILED, EXIT_OK, UsageError, WaitTimeout
+from ..settings import get_settings, use_settings
 from .live import make_observer
 from .output import check_output_target, dump, print_result
 from .run_cmd import add_run_flags, check_resume_flags, collect_params
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above zero (not nan, inf or -1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a number of seconds above 0")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -35,8 +25,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="continue a failed, cancelled or stalled run on the fleet")
     parser.add_argument("--wait", action="store_true", help="follow the run and exit with its outcome")
-    parser.add_argument("--timeout", type=positive_seconds, metavar="S",
-                        help="with --wait: stop waiting after S seconds (exit 4)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="with --wait: stop waiting after S seconds (exit 4)")
     parser.add_argument("--queue", metavar="Q", help="the Celery queue of the run's steps (a step's `queue` wins)")
     parser.add_argument("--no-export-env", action="store_true",
                         help="do not pass this environment to the run (workers use their own)")
@@ -56,46 +45,38 @@ def add_parser(sub: Any) -> None:
 
 def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     """Submit (and maybe follow) a run; 0 completed, 1 failed, 2 refused, 3 unreachable, 4 timeout."""
-    from ..engine.load import load_workflow
-    from ..engine.request import RunRequest
-    from ..executors.celery.follow import follow_run
-    from ..executors.celery.submit import submit_run
-
-    # Every flag is checked before anything is created or enqueued.
     params = collect_params(args, extra)
     check_resume_flags(args, bool(args.resume))
     if args.timeout is not None and not args.wait:
         raise UsageError("--timeout needs --wait")
+    client.check_timeout(args.timeout)  # before anything is enqueued
     check_output_target(args.output)
     if args.resume:
         return _resume(args, params)
     if args.workflow is None:
         raise UsageError("submit needs a workflow file", hint="yaml-workflow submit WORKFLOW.yaml [k=v ...]")
-    workflow = load_workflow(args.workflow)
+    workflow = client.load(args.workflow)
     skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
-    request = RunRequest(
-        workflow=workflow, params=params,
-        base_dir=args.base_dir.absolute() if args.base_dir else None,
-        workspace=args.workspace.absolute() if args.workspace else None,
-        flow=args.flow, start_from=args.start_from, skip_steps=skip,
-    )
-    run_id = submit_run(request, queue=args.queue, export_env=not args.no_export_env)
+    submitted = client.submit(workflow, params, base_dir=args.base_dir, workspace=args.workspace,
+                              flow=args.flow, start_from=args.start_from, skip_steps=skip,
+                              queue=args.queue, export_env=not args.no_export_env)
+    run_id = submitted.run_id
     as_text = args.format == "text"
     if as_text:
         print(run_id, flush=True)
     if not args.wait:
         if not as_text:
             sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name,
-                                   "workspace": str(request.workspace)}, args.format))
+                                   "workspace": submitted.workspace}, args.format))
         return EXIT_OK
     # The same display as `run`: rich bars on a terminal, else one line per event.
     observer = make_observer(quiet=args.quiet, fmt=args.format)
     try:
-        result = follow_run(run_id, timeout=args.timeout, observer=observer)
+        result = client.wait_for(run_id, timeout=args.timeout, observer=observer)
     except WaitTimeout:
         if not as_text:
             sys.stdout.write(dump({"run_id": run_id, "status": "running", "workflow": workflow.name,
-                                   "workspace": str(request.workspace), "error": "timed out waiting"},
+                                   "workspace": submitted.workspace, "error": "timed out waiting"},
                                   args.format))
         print(f"error: gave up waiting after {args.timeout:g}s; run {run_id} goes on "
               f"(follow it with `yaml-workflow status {run_id}`)", file=sys.stderr)
@@ -111,8 +92,6 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _resume(args: argparse.Namespace, params: dict[str, str]) -> int:
     """`submit --resume RUN_ID`: the run holds its workflow; a file given is compared."""
-    from ..engine.load import load_workflow
-    from ..executors.celery.submit import resume_fleet_run
     from ..state.locate import check_run_reference
 
     check_run_reference(args.resume)
@@ -124,18 +103,14 @@ def _resume(args: argparse.Namespace, params: dict[str, str]) -> int:
         # No file with --resume: the first k=v landed in the file's place.
         params = {**collect_params(argparse.Namespace(params=[str(args.workflow)]), []), **params}
         args.workflow = None
-    where = args.workspace or args.base_dir
     observer = make_observer(quiet=args.quiet, fmt=args.format) if args.wait else None
     try:
-        result = resume_fleet_run(
-            args.resume, from_step=args.from_step, force=args.force,
-            override_params=params if args.override_params else None,
-            params=None if args.override_params else params,
-            workflow=load_workflow(args.workflow) if args.workflow is not None else None,
-            # --workspace names the run's workspace; --base-dir a folder to look for it in.
-            workspace=where.absolute() if where else None,
-            wait=args.wait, timeout=args.timeout, observer=observer,
-        )
+        # --workspace names the run's workspace; --base-dir a folder to look for it in.
+        result = client.resume(args.resume, params, workflow=args.workflow,
+                               workspace=args.workspace, base_dir=args.base_dir,
+                               from_step=args.from_step, override_params=args.override_params,
+                               force=args.force, fleet=True, wait=args.wait, timeout=args.timeout,
+                               observer=observer)
     finally:
         stop = getattr(observer, "stop", None)
         if stop is not None:
@@ -168,7 +143,8 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def handle_worker(args: argparse.Namespace) -> int:
     """Run a worker in this process until it is stopped."""
-    if float(os.environ.get("YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT") or 0) > 0:
+    settings = get_settings()
+    if settings.soft_shutdown_timeout > 0:
         # SIGTERM (docker stop, Kubernetes) then starts Celery's soft shutdown: running
         # steps get that many seconds, then go back to the queue for another worker.
         # billiard reads this when it is first imported, below.
@@ -178,6 +154,6 @@ def handle_worker(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise UsageError(f"the fleet needs Celery and redis: {err}",
                          hint="pip install 'yaml-workflow[fleet]'") from None
-    os.environ["YAML_WORKFLOW_WORKER_POOL"] = args.pool
+    use_settings(settings.model_copy(update={"worker_pool": args.pool}))
     app.worker_main(worker_argv(args))
     return EXIT_OK

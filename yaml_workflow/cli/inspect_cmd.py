@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import EXIT_FAILED, EXIT_OK, UsageError
+from .. import client
+from ..exceptions import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE
+from ..state.document import parse_iso
 from .output import FORMATS, dump, short
 
 WATCH_INTERVAL = 1.0
@@ -26,6 +28,8 @@ def add_parser(sub: Any) -> None:
     runs = sub.add_parser("runs", help="runs in the store, with status and age")
     runs.add_argument("--base-dir", type=Path, help="workspaces root (file store)")
     runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--status", help="only runs with this status")
+    runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--format", choices=FORMATS, default="text")
     runs.set_defaults(handler=handle_runs)
 
@@ -51,11 +55,8 @@ def add_parser(sub: Any) -> None:
         parser.set_defaults(handler=handle_repair, repair=name)
 
 
-def _locate(args: argparse.Namespace) -> Any:
-    from ..state.locate import locate_run
-
-    roots = [args.base_dir] if getattr(args, "base_dir", None) else None
-    return locate_run(args.run, roots=roots)
+def _base(args: argparse.Namespace) -> Any:
+    return getattr(args, "base_dir", None)
 
 
 def _age(seconds: float) -> str:
@@ -65,58 +66,12 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def step_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per planned step (pending ones too), in plan order."""
-    records = doc["execution_state"]["step_outputs"]
-    order = list((doc.get("plan") or {}).get("order") or records)
-    order += [n for n in records if n not in order]
-    rows = []
-    for name in order:
-        record = records.get(name, {})
-        rows.append({
-            "step": name,
-            "status": record.get("status", "pending"),
-            "attempts": record.get("attempt"),
-            "duration": record.get("duration"),
-            "host": record.get("host"),
-            "error": record.get("error_message") or record.get("error"),
-            "reason": record.get("reason"),
-            "progress": record.get("progress"),
-        })
-    return rows
-
-
-def status_document(located: Any) -> dict[str, Any]:
-    """What `status --format json` prints."""
-    from ..state.progress import run_progress
-
-    doc = located.doc
-    rows = step_rows(doc)
-    done = sum(1 for r in rows if r["status"] in ("completed", "skipped", "failed"))
-    return {
-        "run_id": located.run_id,
-        "workflow": doc.get("name"),
-        "status": doc.get("status"),
-        "workspace": str(located.workspace) if located.workspace else doc.get("workspace"),
-        "start_time": doc.get("start_time"),
-        "last_updated": doc.get("last_updated"),
-        "current_step": doc["execution_state"].get("current_step"),
-        "failed_step": doc["execution_state"].get("failed_step"),
-        "steps_done": done,
-        "steps_total": len(rows),
-        "lost_by_store": located.lost_by_store,
-        "flags": doc.get("flags") or {},
-        "history": doc.get("history") or [],
-        "progress": run_progress(doc),
-        "steps": rows,
-    }
-
-
 def print_status(info: dict[str, Any]) -> None:
-    """The text form of `status`."""
+    """The text form of `status` (``info`` is a RunStatus as JSON)."""
     print(f"run {info['run_id']}  workflow {info['workflow']}  status {info['status']}  "
           f"({info['steps_done']}/{info['steps_total']} steps)")
     print(f"workspace {info['workspace']}  started {info['start_time']}  updated {info['last_updated']}")
+    print(f"store {info['store']}")
     progress = info["progress"]
     eta = f", ETA {progress['eta']:.0f}s" if progress.get("eta") is not None else ""
     print(f"progress {progress['percent']}% ({progress['done']}/{progress['total']}), "
@@ -128,12 +83,20 @@ def print_status(info: dict[str, Any]) -> None:
         print(f"flag: {flag}: {value}")
     print(f"{'STEP':<28} {'STATUS':<10} {'TRY':>3} {'TIME':>8}  DETAIL")
     for row in info["steps"]:
-        detail = row["error"] or row["reason"] or ""
+        detail = row["stalled"] or row["error"] or row["reason"] or ""
         progress = row.get("progress")
-        if isinstance(progress, dict) and progress and row["status"] == "running":
+        if isinstance(progress, dict) and progress and row["status"] == "running" and not row["stalled"]:
             detail = f"{progress.get('done')}/{progress.get('total')} {progress.get('message') or ''}"
+        status = "stalled" if row["stalled"] else row["status"]
         duration = f"{row['duration']:.2f}s" if isinstance(row["duration"], (int, float)) else ""
-        print(f"{row['step']:<28} {row['status']:<10} {row['attempts'] or '':>3} {duration:>8}  {short(detail, 80)}")
+        print(f"{row['step']:<28} {status:<10} {row['attempts'] or '':>3} {duration:>8}  {short(detail, 80)}")
+
+
+def _status(args: argparse.Namespace) -> dict[str, Any]:
+    found = client.status(args.run, base_dir=_base(args))
+    if found.warning:
+        print(f"warning: {found.warning}; shown from its workspace", file=sys.stderr)
+    return found.model_dump(mode="json")
 
 
 def handle_status(args: argparse.Namespace) -> int:
@@ -142,10 +105,10 @@ def handle_status(args: argparse.Namespace) -> int:
         from .watch import watch
 
         # On a terminal: live bars; elsewhere the text below is printed again each second.
-        watch(lambda: status_document(_locate(args)), interval=WATCH_INTERVAL)
+        watch(lambda: _status(args), interval=WATCH_INTERVAL)
         return EXIT_OK
     while True:
-        info = status_document(_locate(args))
+        info = _status(args)
         if args.format == "text":
             print_status(info)
         else:
@@ -159,71 +122,56 @@ def handle_status(args: argparse.Namespace) -> int:
 
 
 def handle_runs(args: argparse.Namespace) -> int:
-    """List the runs the store knows."""
-    from ..state.store import default_state_url, open_store
-
-    store = open_store(default_state_url(), root=str(args.base_dir) if args.base_dir else None)
-    rows = store.list_runs(limit=args.limit)
+    """List the runs of every configured place (the state Redis, the workspaces)."""
+    listing = client.runs(base_dir=args.base_dir, limit=args.limit, status=args.status,
+                          workflow=args.workflow, schedule=getattr(args, "schedule", None))
+    for warning in listing.warnings:
+        print(f"warning: {warning}; listing the workspaces only", file=sys.stderr)
+    code = EXIT_UNREACHABLE if listing.warnings else EXIT_OK
     if args.format != "text":
-        sys.stdout.write(dump(rows, args.format))
-        return EXIT_OK
-    if not rows:
+        sys.stdout.write(dump(listing.model_dump(mode="json"), args.format))
+        return code
+    print(f"# read: {'; '.join(listing.sources)}")
+    if not listing.runs:
         print("no runs")
-        return EXIT_OK
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc)
-    print(f"{'RUN':<18} {'WORKFLOW':<24} {'STATUS':<10} {'AGE':>6}  WORKSPACE")
-    for row in rows:
-        age = ""
-        if row.get("start_time"):
-            started = datetime.fromisoformat(str(row["start_time"]).replace("Z", "+00:00"))
-            age = _age((now - started).total_seconds())
-        print(f"{row['workflow_id']:<18} {short(row.get('name'), 24):<24} {row.get('status') or '':<10} "
-              f"{age:>6}  {row.get('workspace') or ''}")
-    return EXIT_OK
+        return code
+    now = time.time()
+    print(f"{'RUN':<18} {'WORKFLOW':<24} {'STATUS':<10} {'AGE':>6}  {'STORE':<10} WORKSPACE")
+    for row in listing.runs:
+        started = parse_iso(row.start_time)
+        age = _age(now - started) if started is not None else ""
+        store = "redis" if row.store != "workspace" else "workspace"
+        print(f"{row.run_id:<18} {short(row.workflow, 24):<24} {row.status or '':<10} "
+              f"{age:>6}  {store:<10} {row.workspace or ''}")
+    return code
 
 
 def handle_logs(args: argparse.Namespace) -> int:
     """Print step logs from the run's workspace."""
-    from ..engine.step_log import log_path
-
-    located = _locate(args)
-    if located.workspace is None:
-        raise UsageError(f"run {located.run_id} has no workspace on this machine")
-    steps = [args.step] if args.step else [r["step"] for r in step_rows(located.doc)]
-    shown = 0
-    for step in steps:
-        path = log_path(located.workspace, step)
-        if path.is_file():
-            print(f"==> {step} ({path}) <==")
-            print(path.read_text(encoding="utf-8", errors="replace"), end="")
-            shown += 1
-    if args.step and not shown:
-        raise UsageError(f"no log for step '{args.step}' in {located.workspace}",
-                         hint="the step has not run yet, or the name is wrong")
+    for entry in client.logs(args.run, step=args.step, base_dir=_base(args)):
+        print(f"==> {entry.step} ({entry.path}) <==")
+        print(entry.text, end="")
+        if entry.truncated:
+            print(f"\n... (cut: the whole log is {entry.path})")
     return EXIT_OK
 
 
 def handle_cancel(args: argparse.Namespace) -> int:
     """Record the run as cancelled; running executors stop before their next step."""
-    from ..executors.control import cancel_run
-
-    located = _locate(args)
-    cancel_run(located)
-    print(f"run {located.run_id} cancelled")
-    return EXIT_OK
+    outcome = client.cancel(args.run, base_dir=_base(args))
+    print(outcome.message)
+    return EXIT_OK if outcome.status == "cancelled" else EXIT_REFUSED
 
 
 def handle_repair(args: argparse.Namespace) -> int:
     """`retry` / `skip` a step of a run, then continue it where it ran (locally or on the fleet)."""
-    from ..executors.control import repair_run
     from .output import StepPrinter, print_result
 
-    located = _locate(args)
-    result = repair_run(located, args.repair, args.step, observer=StepPrinter(), wait=args.wait)
-    if result is None:
-        print(located.run_id)
+    repair = client.retry if args.repair == "retry" else client.skip
+    outcome = repair(args.run, args.step, wait=args.wait, observer=StepPrinter(), base_dir=_base(args))
+    if outcome.result is None:
+        print(outcome.run_id)
+        print(outcome.message, file=sys.stderr)
         return EXIT_OK
-    print_result(result, args.format)
-    return EXIT_OK if result.ok else EXIT_FAILED
+    print_result(outcome.result, args.format)
+    return EXIT_OK if outcome.result.ok else EXIT_FAILED

@@ -9,12 +9,12 @@ an internal error (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..exceptions import EXIT_FAILED, EXIT_REFUSED, WorkflowError, printable
+from ..settings import load_settings
 
 # Command modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "inspect_cmd",
     "workflow_cmds",
     "workspace_cmd",
+    "config_cmd",
+    "serve_cmd",
+    "mcp_cmd",
 )
 
 
@@ -70,7 +73,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run one command line and return its exit code (no sys.exit; for tests)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    debug = args.debug or os.environ.get("YAML_WORKFLOW_DEBUG") == "1"
+    debug = args.debug
     if args.version:
         from importlib.metadata import version
 
@@ -84,6 +87,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     if extra and not accepts_extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        # Read afresh for each command: a bad value is one line naming its variable.
+        debug = debug or load_settings().debug
         return int(handler(args, extra) if accepts_extra else handler(args))
     except WorkflowError as err:
         _print_error(err)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import client
 from ..exceptions import EXIT_FAILED, EXIT_OK, ParamError, UsageError
 from ..spec.params import parse_assignments
 from .live import make_observer
@@ -64,35 +65,34 @@ def check_resume_flags(args: argparse.Namespace, resume: bool) -> None:
 
 def handle(args: argparse.Namespace, extra: list[str]) -> int:
     """Run (or resume, or dry-run) a workflow; exit 0 completed, 1 failed."""
-    from ..engine.load import load_workflow
-    from ..engine.request import RunRequest
-
     params = collect_params(args, extra)
     check_resume_flags(args, args.resume)
     check_output_target(args.output)
     if args.workflow is None and not (args.resume and args.workspace):
         raise UsageError("run needs a workflow file", hint="yaml-workflow run WORKFLOW.yaml [k=v ...]")
-    workflow = load_workflow(args.workflow) if args.workflow is not None else None
+    workflow = client.load(args.workflow) if args.workflow is not None else None
     skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
     if args.dry_run:
         from .dry_run import dry_run
 
         return dry_run(workflow, params, args, skip)
-    request = RunRequest(
-        workflow=workflow, params=params, base_dir=args.base_dir, workspace=args.workspace,
-        flow=args.flow, start_from=args.start_from, skip_steps=skip,
-        observer=make_observer(quiet=args.quiet, fmt=args.format),
-        resume=args.resume, from_step=args.from_step, override_params=args.override_params,
-        force=args.force,
-    )
-    from ..executors.local_run import resume_run, start_run
-
+    observer = make_observer(quiet=args.quiet, fmt=args.format)
     try:
-        result = resume_run(request) if args.resume else start_run(request)
+        if args.resume:
+            result = client.resume(None, params, workflow=workflow, workspace=args.workspace,
+                                   base_dir=args.base_dir, from_step=args.from_step,
+                                   override_params=args.override_params, force=args.force,
+                                   observer=observer)
+        else:
+            assert workflow is not None
+            result = client.run(workflow, params, base_dir=args.base_dir, workspace=args.workspace,
+                                flow=args.flow, start_from=args.start_from, skip_steps=skip,
+                                observer=observer)
     finally:
-        stop = getattr(request.observer, "stop", None)
+        stop = getattr(observer, "stop", None)
         if stop is not None:
             stop()
+    assert result is not None
     print_result(result, args.format, args.output)
     sys.stdout.flush()
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import EXIT_OK, EXIT_REFUSED, SpecError, UsageError, WorkflowError
+from ..exceptions import EXIT_OK, EXIT_REFUSED, UsageError
 from .output import dump, short
-
-# `list` never descends into these: run workspaces hold copies, not workflows to run.
-_SKIP_DIRS = {"runs", "__pycache__", "node_modules", "site-packages"}
-_HAS_STEPS = re.compile(r"^steps\s*:", re.MULTILINE)
 
 
 def add_parser(sub: Any) -> None:
@@ -55,34 +49,16 @@ def add_parser(sub: Any) -> None:
 # --- validate -----------------------------------------------------------------------
 
 
-def _error_entry(err: WorkflowError) -> dict[str, Any]:
-    if isinstance(err, SpecError):
-        message = err.detail + (f" ({err.hint})" if err.hint else "")
-        return {"message": message, "step": None, "line": err.line}
-    return {"message": err.one_line(), "step": None, "line": None}
-
-
 def handle_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the file loads (and, with --strict, has no warnings), else 2."""
-    from ..engine.lint import lint_workflow
-    from ..engine.load import load_workflow
+    from .. import client
 
-    file = str(args.workflow)
-    errors: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    steps = 0
-    try:
-        workflow = load_workflow(args.workflow)
-    except WorkflowError as err:
-        if args.format == "text":
-            raise  # main prints the one line and exits 2
-        errors.append(_error_entry(err))
-    else:
-        steps = len(workflow.steps)
-        warnings = [w.to_json() for w in lint_workflow(workflow)]
-        if args.strict:
-            errors, warnings = warnings, []
-    valid = not errors
+    # In text, a load error is the usual one line (main prints it, exit 2).
+    target = client.load(args.workflow) if args.format == "text" else args.workflow
+    report = client.validate(target, strict=args.strict)
+    file, valid, steps = str(args.workflow), report.valid, report.steps
+    errors = [e.model_dump() for e in report.errors]
+    warnings = [w.model_dump() for w in report.warnings]
     if args.format == "json":
         doc = {"valid": valid, "file": file, "steps": steps, "error_count": len(errors),
                "errors": errors, "warnings": warnings}
@@ -117,32 +93,6 @@ def handle_visualize(args: argparse.Namespace) -> int:
 # --- list ---------------------------------------------------------------------------
 
 
-def _worth_entering(folder: Path) -> bool:
-    if folder.name.startswith(".") or folder.name in _SKIP_DIRS:
-        return False
-    # Virtualenvs and run workspaces (whatever their base dir is called) hold no workflows.
-    return not ((folder / "pyvenv.cfg").exists() or (folder / ".workflow_metadata.json").exists())
-
-
-def find_workflow_files(root: Path) -> list[Path]:
-    """YAML files under ``root`` with a top-level ``steps:``, skipping runs/ and hidden dirs."""
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if _worth_entering(Path(folder) / d))
-        for name in sorted(files):
-            if not name.endswith((".yaml", ".yml")) or name.startswith("."):
-                continue
-            path = Path(folder) / name
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            # A cheap test keeps compose files, CI configs and the like out of the list.
-            if _HAS_STEPS.search(text):
-                found.append(path)
-    return found
-
-
 def _list_tasks(fmt: str) -> int:
     from ..tasks import get_task, task_names
 
@@ -161,23 +111,14 @@ def _list_tasks(fmt: str) -> int:
 
 def handle_list(args: argparse.Namespace) -> int:
     """List workflow files under DIR with name and description; broken ones are marked."""
-    from ..engine.load import load_workflow
+    from .. import client
 
     if args.tasks:
         return _list_tasks(args.format)
     root = args.directory or args.base_dir or (Path("workflows") if Path("workflows").is_dir() else Path("."))
-    if not root.is_dir():
-        raise UsageError(f"no such directory: {root}", hint="yaml-workflow list [DIR]")
-    rows = []
-    for path in find_workflow_files(root):
-        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        try:
-            wf = load_workflow(path)
-        except WorkflowError as err:
-            rows.append({"file": shown, "valid": False, "error": err.one_line()})
-            continue
-        rows.append({"file": shown, "valid": True, "name": wf.name,
-                     "description": wf.description, "steps": len(wf.steps)})
+    rows = [row.model_dump(include={"file", "valid", "error"} if not row.valid else
+                           {"file", "valid", "name", "description", "steps"})
+            for row in client.list_workflows(root)]
     if args.format == "json":
         sys.stdout.write(dump(rows, "json"))
         return EXIT_OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import EXIT_OK, EXIT_REFUSED, RunNotFound, UsageError, WorkflowError, printable
+from ..settings import get_settings
 from ..state.cleanup import (
     RunEntry,
     check_statuses,
@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
     # workspace root as its default base dir; it also removes the runs' Redis keys.
     top = sub.add_parser("clean", help="remove old runs: workspaces and their store records")
     top.add_argument("--base-dir", type=Path,
-                     default=Path(os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs"),
+                     default=None,
                      help="where the run workspaces are (default: $YAML_WORKFLOW_WORKSPACE_ROOT or runs)")
     _clean_flags(top)
     top.add_argument("--workflow-id", action="append", default=[], metavar="ID",
@@ -120,6 +120,8 @@ def handle_list(args: argparse.Namespace) -> int:
 
 def handle_clean(args: argparse.Namespace) -> int:
     """Remove workspaces older than --older-than (finished runs unless --status says otherwise)."""
+    if args.base_dir is None:
+        args.base_dir = Path(get_settings().workspace_root)
     if not args.base_dir.is_dir():
         raise UsageError(f"no such directory: {args.base_dir}", hint="pass --base-dir")
     run_ids = getattr(args, "workflow_id", None) or []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..settings import process_environment
 from ..spec.models import Step, Workflow
 from ..templating import Namespace, render_value
 from .secrets import Masker
@@ -21,7 +21,8 @@ STEP_NS_KEYS = ("status", "result", "error", "error_message", "error_type", "att
 Observer = Callable[[str, dict[str, Any]], None]
 
 
-def _no_observer(kind: str, info: dict[str, Any]) -> None:
+def no_observer(kind: str, info: dict[str, Any]) -> None:
+    """The observer that ignores everything (runs nobody watches)."""
     return None
 
 
@@ -51,16 +52,18 @@ class RunContext:
     recorder: Any  # RunRecorder-like: .record(event)
     run_number: int | None = None
     # The environment of templates and subprocesses (process env + workflow `env:`).
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    environ: dict[str, str] = field(default_factory=lambda: process_environment())
     masker: Masker = field(default_factory=Masker)
     timestamp: str = ""
-    observer: Observer = _no_observer
+    observer: Observer = no_observer
     # The live `steps` namespace; entries are replaced whole, never mutated, so a
     # template reading it while a parallel step finishes sees old or new, not half.
     steps: Namespace = field(default_factory=lambda: Namespace("steps"))
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Item records of steps that run again (batch resume): step -> index -> record.
     prior_items: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Set once the observer has been told which run this is (see `record`).
+    announced: bool = False
 
     def __post_init__(self) -> None:
         self._args_ns = Namespace("args", self.args)
@@ -115,6 +118,7 @@ class RunContext:
         for key, value in self.workflow.env.items():
             rendered = render_value(value, scope)
             self.environ[str(key)] = "" if rendered is None else str(rendered)
+        self._env_ns = Namespace("env", self.environ)  # templates see what subprocesses get
 
     # --- recording -------------------------------------------------------------------
 
@@ -126,6 +130,12 @@ class RunContext:
         self.recorder.record(event)
         if event.get("t") == "step" and _worth_logging(event):
             append_step_log(self.workspace, event)
+        if not self.announced:
+            # Before its first transition, an observer hears which run this is: a caller
+            # that runs the workflow elsewhere (a child process) learns the id early.
+            self.announced = True
+            self.observer("run", {"run_id": self.run_id, "workspace": str(self.workspace),
+                                  "workflow": self.workflow.name})
         self.observer(event.get("t", ""), event)
 
     def elapsed_since(self, started: float) -> float:

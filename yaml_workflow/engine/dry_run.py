@@ -6,11 +6,11 @@ earlier step cannot be rendered before that step runs; it is shown as written.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import TemplateError
+from ..settings import process_environment
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
 from ..tasks import get_task
@@ -38,7 +38,7 @@ def preview(
     workspace = (base_dir or Path("runs")).absolute() / f"{sanitize_name(workflow.name)}_run_N"
     scope: dict[str, Any] = {
         "args": Namespace("args", args),
-        "env": Namespace("env", dict(os.environ)),
+        "env": Namespace("env", process_environment()),
         "steps": Namespace("steps"),
         "workflow": Namespace("workflow", {"name": workflow.name, "file": workflow.source,
                                            "workspace": str(workspace), "run_id": "(dry-run)",

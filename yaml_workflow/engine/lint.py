@@ -20,7 +20,7 @@ from jinja2 import nodes
 from ..spec.loader import closest
 from ..spec.models import Step, Workflow
 from ..templating import iter_template_strings, truthy
-from ..templating.engine import simple_paths
+from ..templating.markup import simple_paths
 from .plan import build_plan
 
 # Names of dict methods: `args.get('x')` is a lookup, not a param called "get".

@@ -43,6 +43,46 @@ class Plan:
         """Steps after ``step`` in order."""
         return self.order[self.order.index(step) + 1:]
 
+    def dependencies(self) -> dict[str, list[str]]:
+        """What each step waits for: its deps in a DAG, the step before it in a chain."""
+        if self.deps is not None:
+            return {name: list(self.deps.get(name, [])) for name in self.order}
+        return {name: ([self.order[i - 1]] if i else []) for i, name in enumerate(self.order)}
+
+    def dependents(self, root: str) -> set[str]:
+        """Every step that waits, directly or not, for ``root``."""
+        waiting: dict[str, list[str]] = {name: [] for name in self.order}
+        for name, deps in self.dependencies().items():
+            for dep in deps:
+                waiting.setdefault(dep, []).append(name)
+        found: set[str] = set()
+        frontier = [root]
+        while frontier:
+            for other in waiting.get(frontier.pop(), []):
+                if other not in found:
+                    found.add(other)
+                    frontier.append(other)
+        return found
+
+    def jump_skips(self, step: str, target: str) -> dict[str, str] | None:
+        """The jump rule of ``on_error: next``: the steps a jump from ``step`` to ``target``
+        leaves out, each with the reason recorded; None when the run cannot jump there
+        (a target outside the plan, or behind the step in a chain: a backward jump would
+        run recorded steps again).
+
+        In a chain the steps between the two are jumped over; in a DAG, the steps that
+        wait for the failed one are skipped unless the target leads to them.
+        """
+        if target not in self.order:
+            return None
+        if not self.is_dag:
+            here, there = self.order.index(step), self.order.index(target)
+            if there <= here:
+                return None
+            return {name: f"jumped over by on_error next from {step}" for name in self.order[here + 1:there]}
+        skipped = self.dependents(step) - {target} - self.dependents(target)
+        return {name: f"skipped: {step} failed and jumped to {target}" for name in sorted(skipped)}
+
 
 def fingerprint(step: Step) -> str:
     """A short hash of a step's definition; a changed step gets a new one."""

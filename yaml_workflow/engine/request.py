@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from ..settings import process_environment
 from ..spec.models import Workflow
-from .context import Observer, _no_observer
+from .context import Observer, no_observer
 
 
 @dataclass
@@ -23,7 +25,7 @@ class RunRequest:
     start_from: str | None = None
     skip_steps: list[str] = field(default_factory=list)
     state_url: str | None = None
-    observer: Observer = _no_observer
+    observer: Observer = no_observer
     # resume
     resume: bool = False
     run_id: str | None = None
@@ -33,12 +35,13 @@ class RunRequest:
     # Manual repair (`retry`/`skip` RUN --step S): steps to run again / to mark skipped.
     rerun_steps: list[str] = field(default_factory=list)
     mark_skipped: list[str] = field(default_factory=list)
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    environ: dict[str, str] = field(default_factory=lambda: process_environment())
 
 
-@dataclass
-class RunResult:
-    """How a run ended."""
+class RunResult(BaseModel):
+    """How a run ended (what `run` and `submit --wait` print with --format json)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     run_id: str
     status: str  # completed | failed | cancelled | running

@@ -22,13 +22,13 @@ import copy
 import fnmatch
 import json
 import math
-import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SecretError
+from ..settings import process_environment
 
 MASK = "***"
 MIN_SECRET_LENGTH = 6
@@ -53,7 +53,7 @@ def looks_secret(name: str, value: str | None = None) -> bool:
 def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Values of the declared secrets; a missing, empty or too short one stops the run
     before any step (the message names the secret, never its value)."""
-    environ = os.environ if environ is None else environ
+    environ = process_environment() if environ is None else environ
     names = list(names)
     missing = [name for name in names if not environ.get(name)]
     if missing:

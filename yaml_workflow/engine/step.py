@@ -1,10 +1,13 @@
 """``run_step``: one attempt of one step, the same in every executor.
 
-An attempt evaluates the condition, renders the inputs, calls the task, records the
-outcome and decides what happens next: completed, skipped, retry after a delay, or
-failed with an action (fail, continue, next).  Executors only act on the
-:class:`Outcome` — the local one sleeps and calls again, the Celery one calls
-``self.retry(countdown=...)``.
+An attempt goes through public phases that both executors call: :func:`begin_attempt`
+(cancel check, condition, the ``running`` record), :func:`execute` (render the inputs and
+call the task, within the step's timeout), then :func:`complete` or :func:`fail_attempt`
+(record the outcome and decide what happens next: completed, retry after a delay, or
+failed with an action — fail, continue, next).  Executors only act on the
+:class:`Outcome`: the local one sleeps and calls again, the Celery one calls
+``self.retry(countdown=...)``; a fleet batch begins and ends its step through the same
+phases, with its items run by the chunks in between.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..exceptions import (
 )
 from ..spec.models import Step
 from ..state.document import COMPLETED, FAILED, HOST, RETRYING, RUNNING, SKIPPED, step_event
+from ..state.processes import ProcessRef
 from ..tasks import TaskConfig, TaskContext, get_task
 from ..tasks.registry import CALL_BUILTIN, CALL_CONFIG, TaskSpec
 from ..templating import Namespace, render_text, render_value, truthy
@@ -173,6 +177,8 @@ def make_task_context(rc: RunContext, step: Step, attempt: int, scope: dict[str,
         prior_items=rc.prior_items.get(step.name, {}),
         record_items=lambda items: rc.record({"t": "items", "step": step.name, "items": items,
                                               "at": time.time()}),
+        on_process=lambda pid: rc.record({"t": "proc", "step": step.name, "at": time.time(),
+                                          "proc": {**ProcessRef.of(pid).to_dict(), "host": HOST}}),
     )
 
     def call_sub_task(task_name: str, raw_inputs: Any, extra: Any) -> Any:
@@ -183,7 +189,7 @@ def make_task_context(rc: RunContext, step: Step, attempt: int, scope: dict[str,
         sub_ctx = TaskContext(
             step=step.name, task=task_name, workspace=rc.workspace, namespaces=sub_scope,
             env=rc.environ, attempt=attempt, deadline=deadline, run_id=rc.run_id,
-            mask=rc.masker.text,
+            mask=rc.masker.text, on_process=ctx.on_process,
         )
         sub_ctx.call_task = call_sub_task
         return call_task(sub_spec, rendered, raw, sub_ctx)
@@ -192,7 +198,8 @@ def make_task_context(rc: RunContext, step: Step, attempt: int, scope: dict[str,
     return ctx
 
 
-def _condition_holds(step: Step, scope: dict[str, Any]) -> bool:
+def condition_holds(step: Step, scope: dict[str, Any]) -> bool:
+    """Whether the step's ``condition`` (rendered) lets it run."""
     if step.condition is None:
         return True
     value = render_value(step.condition, scope) if isinstance(step.condition, str) else step.condition
@@ -207,46 +214,94 @@ def skip_step(rc: RunContext, step_name: str, reason: str) -> Outcome:
     return Outcome(SKIPPED)
 
 
-def run_step(rc: RunContext, step: Step, attempt: int = 1) -> Outcome:
-    """Run one attempt of ``step`` and record what came of it."""
+@dataclass
+class Attempt:
+    """One attempt of a step that has begun: recorded ``running``, its namespaces built."""
+
+    rc: RunContext
+    step: Step
+    number: int
+    started: float
+    scope: dict[str, Any]
+
+    def fail(self, error: BaseException) -> Outcome:
+        """What the attempt's failure comes to (see :func:`fail_attempt`)."""
+        return fail_attempt(self.rc, self.step, self.number, self.started, error)
+
+
+def begin_attempt(rc: RunContext, step: Step, attempt: int = 1) -> Attempt | Outcome:
+    """Phase 1: the cancel check and the condition; then the step is recorded running.
+
+    Returns the Outcome when the attempt ends here (cancelled, condition false, or the
+    condition failed to render), else the :class:`Attempt` to execute.
+    """
     if rc.cancelled.is_set():
         return Outcome(FAILED, error=TaskError("the run was cancelled"), action="fail")
     started = time.time()
     scope = rc.namespaces(step, attempt)
     try:
-        if not _condition_holds(step, scope):
+        if not condition_holds(step, scope):
             return skip_step(rc, step.name, "condition was false")
-        spec = get_task(step.task)
-        rc.record(step_event(step.name, RUNNING, attempt=attempt, started_at=started,
-                             fingerprint=fingerprint(step), host=HOST, pid=os.getpid()))
-        ctx = make_task_context(rc, step, attempt, scope)
-        rendered = render_inputs(spec, step.inputs, scope)
-        before = Usage.now()
-        thread_cpu: list[float] = []
-
-        def invoke() -> Any:
-            # Runs in the thread that executes the task, so thread_time is the task's own.
-            start_cpu = time.thread_time()
-            try:
-                return call_task(spec, rendered, step.inputs, ctx)
-            finally:
-                thread_cpu.append(time.thread_time() - start_cpu)
-
-        result = _with_timeout(step, invoke)
-        result = rc.masker.value(result)
-        _check_json(step.name, result)
+        get_task(step.task)
     except Exception as error:  # noqa: BLE001 - every failure goes through error handling
-        return _failed_attempt(rc, step, attempt, started, error)
+        return fail_attempt(rc, step, attempt, started, error)
+    rc.record(step_event(step.name, RUNNING, attempt=attempt, started_at=started,
+                         fingerprint=fingerprint(step), host=HOST, pid=os.getpid()))
+    return Attempt(rc, step, attempt, started, scope)
+
+
+def execute(attempt: Attempt) -> tuple[Any, dict[str, Any]]:
+    """Phase 2: render the inputs and call the task, both within the step's timeout; the
+    result (masked, checked to be JSON) and the resources it used.  Raises on failure."""
+    rc, step = attempt.rc, attempt.step
+    spec = get_task(step.task)
+    ctx = make_task_context(rc, step, attempt.number, attempt.scope)
+    before = Usage.now()
+    thread_cpu: list[float] = []
+
+    def invoke() -> Any:
+        # Runs in the thread that executes the task, so thread_time is the task's own,
+        # and a template that loops is stopped by the step's timeout like the task is.
+        start_cpu = time.thread_time()
+        try:
+            rendered = render_inputs(spec, step.inputs, attempt.scope)
+            return call_task(spec, rendered, step.inputs, ctx)
+        finally:
+            thread_cpu.append(time.thread_time() - start_cpu)
+
+    result = rc.masker.value(_with_timeout(step, invoke))
+    _check_json(step.name, result)
+    return result, measure(before, thread_cpu[0] if thread_cpu else None)
+
+
+def complete(attempt: Attempt, result: Any, resources: dict[str, Any] | None = None) -> Outcome:
+    """Phase 3: record the step completed with its result."""
     finished = time.time()
-    event = step_event(step.name, COMPLETED, result=result, attempt=attempt,
-                       started_at=started, finished_at=finished, duration=round(finished - started, 6),
-                       resources=measure(before, thread_cpu[0] if thread_cpu else None))
-    rc.record(event)
-    rc.set_step(step.name, event)
-    return Outcome(COMPLETED, result=result, attempt=attempt)
+    fields: dict[str, Any] = {"result": result, "attempt": attempt.number, "started_at": attempt.started,
+                              "finished_at": finished, "duration": round(finished - attempt.started, 6)}
+    if resources is not None:
+        fields["resources"] = resources
+    event = step_event(attempt.step.name, COMPLETED, **fields)
+    attempt.rc.record(event)
+    attempt.rc.set_step(attempt.step.name, event)
+    return Outcome(COMPLETED, result=result, attempt=attempt.number)
 
 
-def _failed_attempt(rc: RunContext, step: Step, attempt: int, started: float, error: BaseException) -> Outcome:
+def run_step(rc: RunContext, step: Step, attempt: int = 1) -> Outcome:
+    """Run one attempt of ``step`` and record what came of it: begin, execute, complete or fail."""
+    begun = begin_attempt(rc, step, attempt)
+    if isinstance(begun, Outcome):
+        return begun
+    try:
+        result, resources = execute(begun)
+    except Exception as error:  # noqa: BLE001 - every failure goes through error handling
+        return begun.fail(error)
+    return complete(begun, result, resources)
+
+
+def fail_attempt(rc: RunContext, step: Step, attempt: int, started: float, error: BaseException) -> Outcome:
+    """Phase 3 on failure: a retry after a delay, or a failure with its action (fail,
+    continue, next), recorded with the error and the step's error message."""
     message = rc.masker.text(describe_error(error))
     error_type = type(error).__name__
     plan = RetryPlan.for_step(step)

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from ..engine.cancel import cancel_requested
 from ..engine.context import RunContext
 from ..engine.plan import Plan
 from ..engine.step import Outcome, describe_error, run_step, skip_step
 from ..state.document import CANCELLED, COMPLETED, FAILED, SKIPPED, now_iso, status_event
-from .control import cancel_requested
 
 DEFAULT_MAX_PARALLEL = min(32, (os.cpu_count() or 1) + 4)
 
@@ -87,15 +87,14 @@ def _execute_linear(rc: RunContext, plan: Plan, done: set[str], failure: _Failur
             failure.set(name, outcome)
             return
         if outcome.status == FAILED and outcome.action == "next" and outcome.next_step:
-            target = outcome.next_step
-            if target not in order:
+            skips = plan.jump_skips(name, outcome.next_step)
+            if skips is None:
                 failure.set(name, outcome)
                 return
-            target_index = order.index(target)
-            for jumped in order[index + 1 : target_index]:
+            for jumped, reason in skips.items():
                 if jumped not in done:
-                    skip_step(rc, jumped, f"jumped over by on_error next from {name}")
-            index = target_index
+                    skip_step(rc, jumped, reason)
+            index = order.index(outcome.next_step)
             continue
         index += 1
 
@@ -113,17 +112,6 @@ def _execute_dag(rc: RunContext, plan: Plan, done: set[str], failure: _Failure) 
 
     def ready(name: str) -> bool:
         return all(d in finished or (name, d) in released for d in deps.get(name, []))
-
-    def dependents_of(root: str) -> set[str]:
-        found: set[str] = set()
-        frontier = [root]
-        while frontier:
-            current = frontier.pop()
-            for other, its_deps in deps.items():
-                if current in its_deps and other not in found:
-                    found.add(other)
-                    frontier.append(other)
-        return found
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ywf-step") as pool:
         while pending or running:
@@ -152,10 +140,13 @@ def _execute_dag(rc: RunContext, plan: Plan, done: set[str], failure: _Failure) 
                 if outcome.stops_run:
                     failure.set(name, outcome)
                 elif outcome.status == FAILED and outcome.action == "next" and outcome.next_step:
-                    target = outcome.next_step
-                    for dependent in dependents_of(name) - {target} - dependents_of(target):
-                        forced_skip.setdefault(dependent, f"skipped: {name} failed and jumped to {target}")
-                    released.add((target, name))
+                    skips = plan.jump_skips(name, outcome.next_step)
+                    if skips is None:
+                        failure.set(name, outcome)
+                        continue
+                    for dependent, reason in skips.items():
+                        forced_skip.setdefault(dependent, reason)
+                    released.add((outcome.next_step, name))
 
 
 def finish_run(rc: RunContext, failure: _Failure, step_count: int) -> str:

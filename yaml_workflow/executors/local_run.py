@@ -7,49 +7,54 @@ live lease) happens before the first step, so a refused command changes nothing.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from ..engine.cancel import clear_cancel
 from ..engine.context import RunContext
+from ..engine.hooks import pause_point
+from ..engine.lifecycle import (
+    fresh_workspace,
+    new_run_id,
+    resume_events,
+    reusable_items,
+    run_header,
+    stored_workflow,
+    workflow_env,
+)
 from ..engine.plan import Plan, build_plan
 from ..engine.request import RunRequest, RunResult
 from ..engine.resume import decide
 from ..engine.secrets import Masker, check_secrets
-from ..engine.workspace import create_workspace, latest_workspace, prepare, run_number_of
+from ..engine.workspace import latest_workspace
 from ..exceptions import (
     LeaseHeld,
     ResumeRefused,
     RunNotFound,
-    SpecError,
     StateFileError,
-    TemplateError,
     UsageError,
     WorkflowError,
 )
+from ..settings import get_settings
 from ..spec.models import Workflow
 from ..spec.params import resolve_params
-from ..state.document import RUNNING, history_event, now_iso, status_event, step_event
-from ..state.lease import LeaseKeeper
+from ..state.document import HOST, history_event, now_iso
+from ..state.lease import lease_is_live
+from ..state.lease_keeper import LeaseKeeper
+from ..state.locate import LocatedRun
 from ..state.mirror import JOURNAL_DIR, STATE_FILE, read_state
+from ..state.processes import ProcessRef, kill_group
 from ..state.recorder import RunRecorder
-from ..state.store import Store, open_store
+from ..state.store import Store
+from ..state.stores import open_store
 from ..state.stores.json_file import JsonFileStore
-from .control import CANCEL_MARKER
 from .local import execute_plan, finish_run, outputs_of
 
 
-def new_run_id() -> str:
-    """A unique run id (also the `<id>` of Redis keys and `workflow.run_id`)."""
-    return uuid.uuid4().hex[:16]
-
-
 def _store_for(request: RunRequest, base_dir: Path) -> Store:
-    return open_store(request.state_url or os.environ.get("YAML_WORKFLOW_STATE_URL"), root=str(base_dir))
+    return open_store(request.state_url or get_settings().state_url, root=str(base_dir))
 
 
 def _environment(workflow: Workflow, request: RunRequest) -> tuple[dict[str, str], Masker]:
@@ -57,54 +62,8 @@ def _environment(workflow: Workflow, request: RunRequest) -> tuple[dict[str, str
     return dict(request.environ), Masker(secrets)
 
 
-def workflow_env(workflow: Workflow, args: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with the workflow's ``env:`` rendered; a value that does not render
-    refuses the run before its workspace or state is touched (exit 2)."""
-    probe = RunContext(workflow, "", Path("."), args, None, environ=dict(environ))
-    try:
-        probe.render_env()
-    except TemplateError as err:
-        raise SpecError(
-            f"env: {err.message}", file=workflow.source,
-            hint="the workflow's env: values are rendered with args before any step runs",
-        ) from None
-    return probe.environ
-
-
-def _fresh_workspace(request: RunRequest, workflow: Workflow) -> tuple[Path, int]:
-    if request.workspace is not None:
-        path = request.workspace.absolute()
-        if (path / STATE_FILE).exists() or (path / JOURNAL_DIR).exists():
-            # A new run in a used workspace starts a new state; the old journal must not
-            # be merged into it.
-            (path / STATE_FILE).unlink(missing_ok=True)
-            shutil.rmtree(path / ".ywf", ignore_errors=True)
-        prepare(path)
-        return path, run_number_of(path) or 1
-    base = request.base_dir or Path("runs")
-    return create_workspace(base, workflow.name)
-
-
-def _header(rc: RunContext, plan: Plan, request: RunRequest) -> dict[str, Any]:
-    workflow = rc.workflow
-    return {
-        "t": "run",
-        "at": time.time(),
-        "workflow_id": rc.run_id,
-        "name": workflow.name,
-        "start_time": now_iso(),
-        "status": RUNNING,
-        "workflow_file": workflow.source,
-        "workspace": str(rc.workspace),
-        "run_number": rc.run_number,
-        "params": rc.args,
-        "fingerprints": {},
-        "workflow": workflow.model_dump(mode="json"),
-        "plan": plan.to_dict(),
-        "mode": "local",
-        "options": {"flow": request.flow, "start_from": request.start_from,
-                    "skip_steps": list(request.skip_steps)},
-    }
+def _options(request: RunRequest) -> dict[str, Any]:
+    return {"flow": request.flow, "start_from": request.start_from, "skip_steps": list(request.skip_steps)}
 
 
 def start_run(request: RunRequest) -> RunResult:
@@ -117,20 +76,16 @@ def start_run(request: RunRequest) -> RunResult:
     environ = workflow_env(workflow, args, environ)
     plan = build_plan(workflow, flow=request.flow, start_from=request.start_from,
                       skip_steps=request.skip_steps)
-    try:
-        workspace, number = _fresh_workspace(request, workflow)
-    except OSError as err:  # e.g. --workspace/--base-dir names a file, or a read-only place
-        where = request.workspace or request.base_dir or Path("runs")
-        raise UsageError(
-            f"cannot create the run workspace under {where}: {err.strerror or err}",
-            hint="--workspace/--base-dir must be a directory you can write to",
-        ) from None
+    workspace, number = fresh_workspace(workflow, workspace=request.workspace,
+                                        base_dir=request.base_dir or Path("runs"))
     run_id = new_run_id()
     store = _store_for(request, workspace.parent)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, args, recorder, run_number=number,
                     environ=environ, masker=masker, timestamp=now_iso(), observer=request.observer)
-    recorder.start(masker.event(_header(rc, plan, request)))
+    header = run_header(workflow, run_id=run_id, workspace=workspace, run_number=number, params=args,
+                        plan=plan, mode="local", options=_options(request))
+    recorder.start(masker.event(header))
     lease = LeaseKeeper(store, run_id)
     lease.acquire()
     return _drive(rc, plan, lease, set(), [history_event("start")])
@@ -192,49 +147,37 @@ def find_resumable(request: RunRequest, store: Store) -> tuple[str, Path]:
     return str(doc["workflow_id"]), workspace
 
 
-def reusable_items(plan: Plan, decision: Any, records: dict[str, Any]) -> dict[str, Any]:
-    """Batch item records a resume may reuse: not for changed steps or a --from-step re-run."""
-    fresh = set(decision.changed)
-    if decision.from_step is not None:
-        fresh |= set(plan.order[plan.order.index(decision.from_step):])
-    return {
-        name: records[name]["items"]
-        for name in decision.rerun
-        if name not in fresh and (records.get(name) or {}).get("items")
-    }
-
-
-def stored_workflow(doc: dict[str, Any], where: str) -> Workflow:
-    """The workflow a run stored with itself, checked as strictly as a workflow file."""
-    from pydantic import ValidationError
-
-    from ..engine.load import check_workflow
-    from ..spec.loader import check_references
-
-    try:
-        workflow = Workflow.model_validate(doc.get("workflow"))
-        names = workflow.step_names
-        if len(set(names)) != len(names):
-            raise ValueError("a step name is used twice")
-        check_references(workflow)
-        check_workflow(workflow)
-    except (ValidationError, ValueError, WorkflowError) as err:
-        problem = err.one_line() if isinstance(err, WorkflowError) else " ".join(str(err).split())
-        raise StateFileError(
-            where, f"holds a workflow that does not validate ({problem[:200]}); pass the workflow file"
-        ) from None
-    return workflow
-
-
 def resume_run(request: RunRequest) -> RunResult:
-    """Continue a failed or interrupted run in its workspace."""
-    workflow = request.workflow
+    """Continue a failed or interrupted run in its workspace.
+
+    The lease is taken first and the run's state read after it: two resumes of one run
+    cannot both decide on the same state — the second finds the lease held, or, once
+    the first has finished, a run that no longer needs resuming.
+    """
     file_store = open_store("file://", root=str(request.base_dir or "runs"))
     run_id, workspace = find_resumable(request, file_store)
     store = _store_for(request, workspace.parent)
     if isinstance(store, JsonFileStore):
         # The run id alone could find a copy of this workspace under the same root.
         store.use_workspace(run_id, workspace)
+    lease = LeaseKeeper(store, run_id)
+    pause_point("resume_before_lease")
+    try:
+        lease.acquire()
+    except LeaseHeld as err:
+        raise ResumeRefused(err.message, hint=err.hint) from None
+    try:
+        pause_point("resume_after_lease")
+        rc, plan, done, opening = _prepare_resume(request, store, run_id, workspace)
+    except BaseException:
+        lease.release()
+        raise
+    return _drive(rc, plan, lease, done, opening)
+
+
+def _prepare_resume(request: RunRequest, store: Store, run_id: str,
+                    workspace: Path) -> tuple[RunContext, Plan, set[str], list[dict[str, Any]]]:
+    """Under the lease: read the run, decide what runs again, stop what outlived its owner."""
     try:
         doc = store.load(run_id)
     except (RunNotFound, StateFileError):
@@ -242,6 +185,7 @@ def resume_run(request: RunRequest) -> RunResult:
             raise
         doc = read_state(workspace)  # the store lost it: the mirror has it all
         store.restore_run(doc)
+    workflow = request.workflow
     if workflow is None:
         workflow = stored_workflow(doc, str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}")
     options = doc.get("options") or {}
@@ -254,30 +198,53 @@ def resume_run(request: RunRequest) -> RunResult:
                       rerun=request.rerun_steps, mark_skipped=request.mark_skipped,
                       secrets=masker.by_name)
     environ = workflow_env(workflow, decision.args, environ)
+    records = doc["execution_state"]["step_outputs"]
+    stop_survivors(records)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,
                     run_number=doc.get("run_number"), environ=environ, masker=masker,
                     timestamp=now_iso(), observer=request.observer)
-    records = doc["execution_state"]["step_outputs"]
     rc.load_steps({n: r for n, r in records.items() if n in decision.done})
     rc.prior_items = reusable_items(plan, decision, records)
-    # The lease decides between two resumes of one run: the loser records nothing.
-    lease = LeaseKeeper(store, run_id)
-    try:
-        lease.acquire()
-    except LeaseHeld as err:
-        raise ResumeRefused(err.message, hint=err.hint) from None
-    (workspace / CANCEL_MARKER).unlink(missing_ok=True)  # resuming a cancelled run undoes the cancel
-    count = 1 + sum(1 for h in doc.get("history", []) if h.get("event") == "resume")
-    opening = [
-        {"t": "reset", "steps": decision.rerun, "at": time.time()},
-        status_event(RUNNING, failed_step=None),
-        history_event("resume", count=count, changed=decision.changed,
-                      from_step=decision.rerun[0] if decision.rerun else None),
-    ]
-    if decision.args != doc.get("params"):
-        opening.append({"t": "params", "params": decision.args})
+    clear_cancel(workspace)  # resuming a cancelled run undoes the cancel
+    opening = resume_events(doc, decision, request.mark_skipped)
     for name in request.mark_skipped:
-        opening.append(step_event(name, "skipped", reason="skipped by hand (yaml-workflow skip)"))
         rc.set_step(name, {"status": "skipped", "result": None})
-    return _drive(rc, plan, lease, decision.done, opening)
+    return rc, plan, decision.done, opening
+
+
+def stop_survivors(records: dict[str, Any]) -> list[str]:
+    """Kill the subprocesses of steps that were running when their run's process died
+    (we hold the lease, so that process is gone) and outlived it; the steps concerned."""
+    stopped = []
+    for name, record in records.items():
+        proc = record.get("proc")
+        if record.get("status") in ("running", "retrying") and proc and proc.get("host") == HOST:
+            if kill_group(ProcessRef.from_dict(proc)):
+                stopped.append(name)
+    return stopped
+
+
+class LocalExecutor:
+    """Control of runs that run in a process of this host (see :mod:`.control`)."""
+
+    def stop(self, located: LocatedRun) -> None:
+        """A local run alive on this host is told to stop now (SIGTERM: it cancels itself)."""
+        try:
+            holder = located.store.lease_holder(located.run_id)
+        except WorkflowError:
+            return  # no lease to read: the marker and the status still stop it
+        if holder is not None and holder.host == HOST and lease_is_live(holder):
+            try:
+                os.kill(holder.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def repair(self, located: LocatedRun, *, rerun: list[str], skip: list[str], observer: Any,
+               wait: bool) -> RunResult:
+        """Continue the run here, now, with the step reset or skipped."""
+        if located.workspace is not None:
+            clear_cancel(located.workspace)
+        request = RunRequest(workflow=None, workspace=located.workspace, observer=observer, resume=True,
+                             rerun_steps=rerun, mark_skipped=skip)
+        return resume_run(request)

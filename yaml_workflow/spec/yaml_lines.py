@@ -14,7 +14,7 @@ integer may not have more digits than Python converts.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -33,10 +33,7 @@ MAX_INT_DIGITS = 1_000
 _INT_TAG = "tag:yaml.org,2002:int"
 
 # The C parser is several times faster; construction stays in Python either way.
-if TYPE_CHECKING:
-    _BaseLoader = yaml.SafeLoader
-else:
-    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LineDict(dict):  # type: ignore[type-arg]
@@ -68,7 +65,7 @@ class _DuplicateKey(Exception):
         self.line = line
 
 
-class _LineLoader(_BaseLoader):
+class _LineLoader(_BaseLoader):  # type: ignore[misc]
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # PyYAML's resolver, minus its work for the common scalar no implicit type can
         # match (a quoted one, or one whose first character starts no int/bool/null/...):
@@ -77,7 +74,7 @@ class _LineLoader(_BaseLoader):
             not implicit[0] or (value and value[0] not in self.yaml_implicit_resolvers)
         ):
             return self.DEFAULT_SCALAR_TAG
-        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return super().resolve(kind, value, implicit)
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -12,8 +12,12 @@ def __getattr__(name: str) -> Any:
         from .workflow_state import WorkflowState
 
         return WorkflowState
-    if name in ("Store", "open_store"):
-        from . import store
+    if name == "Store":
+        from .store import Store
 
-        return getattr(store, name)
+        return Store
+    if name == "open_store":
+        from .stores import open_store
+
+        return open_store
     raise AttributeError(name)

@@ -16,14 +16,13 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import LeaseHeld, StateFileError, UsageError
-from .document import FINISHED, RUN_STATUSES, RUNNING
+from .document import FINISHED, RUN_STATUSES, RUNNING, parse_iso
+from .lease import Lease, lease_is_live
 from .mirror import JOURNAL_DIR, STATE_FILE, read_state
-from .store import Lease, lease_is_live
 from .stores.json_file import LEASE_FILE
 
 UNKNOWN = "unknown"  # the state file cannot be read
@@ -73,15 +72,6 @@ class RunEntry:
         }
 
 
-def _parse_iso(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def dir_size(path: Path) -> int:
     """Bytes of the files below ``path`` (symlinks not followed)."""
     total = 0
@@ -121,7 +111,7 @@ def inspect_workspace(path: Path) -> RunEntry:
         return RunEntry(path, None, None, UNKNOWN, mtime, dir_size(path), lease_live(path),
                         problem=err.one_line())
     status = str(doc.get("status") or RUNNING)
-    updated = _parse_iso(doc.get("last_updated")) or _parse_iso(doc.get("start_time")) or mtime
+    updated = parse_iso(doc.get("last_updated")) or parse_iso(doc.get("start_time")) or mtime
     # Only a run that says it is running can have a writer to protect.
     live = status == RUNNING and lease_live(path)
     run_number = doc.get("run_number")

@@ -38,6 +38,19 @@ def now_iso(ts: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_iso(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 timestamp (``Z`` or an offset), None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def new_document(header: dict[str, Any]) -> dict[str, Any]:
     """An empty document for a run described by a ``run`` transition."""
     doc: dict[str, Any] = {
@@ -106,10 +119,10 @@ def history_event(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 # Fields of a step transition copied into the step's record.
-_STEP_FIELDS = (
+STEP_FIELDS = (
     "status", "result", "attempt", "attempts", "error", "error_type", "error_message",
     "reason", "fingerprint", "started_at", "finished_at", "duration", "host", "pid",
-    "progress", "worker", "resources", "action",
+    "progress", "worker", "resources", "action", "proc",
 )
 
 
@@ -140,6 +153,11 @@ def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     elif kind == "progress":
         record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
         record["progress"] = event["progress"]
+    elif kind == "proc":
+        # The step's latest subprocess (pid, start time, host): a resume kills it if it
+        # outlived the process that ran the step.
+        record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
+        record["proc"] = event["proc"]
     elif kind == "items":
         # A batch's finished items (one transition per chunk): index -> {status, result...}
         record = state["step_outputs"].setdefault(event["step"], {"status": RUNNING})
@@ -171,7 +189,7 @@ def _apply_step(doc: dict[str, Any], state: dict[str, Any], event: dict[str, Any
         # A fresh record; a batch's item records survive so a re-run can reuse them.
         record = {"items": record["items"]} if record and "items" in record else {}
         outputs[name] = record
-    for key in _STEP_FIELDS:
+    for key in STEP_FIELDS:
         if key in event:
             record[key] = event[key]
     if status in (COMPLETED, SKIPPED):
@@ -242,15 +260,7 @@ def _mapping(value: Any) -> bool:
 
 
 def _iso(value: Any) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
+    return value is None or parse_iso(value) is not None
 
 
 def _names(value: Any) -> bool:
@@ -275,6 +285,7 @@ _RECORD_FIELDS: dict[str, Any] = {
     "error": _text, "error_type": _text, "error_message": _text, "reason": _text,
     "fingerprint": _text, "host": _text,
     "resources": _mapping,
+    "proc": lambda v: v is None or (isinstance(v, dict) and _int(v.get("pid")) and _int(v.get("started"))),
     "items": lambda v: _mapping(v) and all(isinstance(x, dict) for x in (v or {}).values()),
 }
 
@@ -373,6 +384,8 @@ _EVENT_FIELDS: dict[str, dict[str, Any]] = {
     "history": {"entry": lambda v: isinstance(v, dict)},
     "progress": {"step": lambda v: isinstance(v, str), "progress": lambda v: True},
     "items": {"step": lambda v: isinstance(v, str), "items": lambda v: isinstance(v, dict)},
+    "proc": {"step": lambda v: isinstance(v, str),
+             "proc": lambda v: isinstance(v, dict) and _int(v.get("pid")) and _int(v.get("started"))},
     "flag": {"flag": lambda v: isinstance(v, str)},
     "reset": {"steps": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)},
     "params": {"params": lambda v: isinstance(v, dict)},

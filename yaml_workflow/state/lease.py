@@ -1,63 +1,54 @@
-"""Holding a run's lease while it runs: taken at start, renewed by a heartbeat thread.
+"""A run's lease: which process may record its transitions, and whether it still lives.
 
-A lease says which process may record a run's transitions.  A second ``resume`` of a
-live run is refused ("already running on HOST pid N"); a dead owner on the same host is
-recognised at once, one on another host when its lease expires.
+A second ``resume`` of a live run is refused ("already running on HOST pid N").  On the
+same host the owner is checked directly — by pid *and* process start time, so a zombie
+or a reused pid counts as dead at once; on another host the lease counts until it
+expires (the owner renews it every ttl/3 seconds: :class:`.lease_keeper.LeaseKeeper`).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-import uuid
+from dataclasses import dataclass
+from typing import Any
 
-from ..exceptions import LeaseHeld
 from .document import HOST
-from .store import Lease, Store
-
-DEFAULT_TTL = float(os.environ.get("YAML_WORKFLOW_LEASE_TTL", "15"))
+from .processes import ProcessRef, is_alive
 
 
-class LeaseKeeper:
-    """Takes a run's lease and renews it every ttl/3 seconds until released."""
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a run: the process that may record its transitions."""
 
-    def __init__(self, store: Store, run_id: str, ttl: float = DEFAULT_TTL) -> None:
-        self.store, self.run_id, self.ttl = store, run_id, ttl
-        self.token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.lost = False
+    token: str
+    host: str
+    pid: int
+    expires_at: float  # time.time()
+    started: int | None = None  # the owner's process start time (clock ticks since boot)
 
-    def _lease(self) -> Lease:
-        return Lease(self.token, HOST, os.getpid(), time.time() + self.ttl)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"token": self.token, "host": self.host, "pid": self.pid,
+                "expires_at": self.expires_at, "started": self.started}
 
-    def acquire(self) -> None:
-        """Take the lease or raise LeaseHeld naming the live holder."""
-        holder = self.store.acquire_lease(self.run_id, self._lease())
-        if holder is not None:
-            raise LeaseHeld(
-                f"run {self.run_id} is already running on {holder.host} pid {holder.pid}",
-                hint="wait for it to finish, or cancel it first",
-            )
-        self._thread = threading.Thread(target=self._beat, name="ywf-lease", daemon=True)
-        self._thread.start()
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lease:
+        """Back from JSON form (leases written before start times were recorded included)."""
+        started = data.get("started")
+        return cls(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["expires_at"]),
+                   int(started) if started is not None else None)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            try:
-                if not self.store.renew_lease(self.run_id, self._lease()):
-                    self.lost = True
-                    return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the guard
-                continue
+    @property
+    def owner(self) -> ProcessRef:
+        """The owning process."""
+        return ProcessRef(self.pid, self.started)
 
-    def release(self) -> None:
-        """Stop renewing and give the lease back."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        try:
-            self.store.release_lease(self.run_id, self.token)
-        except Exception:  # noqa: BLE001 - the lease expires by itself
-            pass
+
+def lease_is_live(lease: Lease | None) -> bool:
+    """A lease counts while unexpired, except that a dead owner on this host frees it at once."""
+    if lease is None:
+        return False
+    if lease.host == HOST and lease.pid != os.getpid() and not is_alive(lease.owner):
+        return False
+    return lease.expires_at > time.time()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StateFileError
+from ..settings import get_settings
 from .document import HOST, apply, document_problem, event_problem, new_document
 
 STATE_FILE = ".workflow_metadata.json"
@@ -34,7 +35,6 @@ LOCK_FILE = Path(".ywf") / "compact.lock"
 COMPACT_INTERVAL = 1.0  # seconds; the file is never older than this while steps run
 MIRROR_KEY = "mirror"  # where the snapshot keeps its journal offsets
 
-_FSYNC = os.environ.get("YAML_WORKFLOW_FSYNC", "").lower() in ("1", "true", "yes", "on")
 
 
 def _dumps(value: Any) -> str:
@@ -178,7 +178,7 @@ def write_atomically(path: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            if _FSYNC:
+            if get_settings().fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -223,7 +223,7 @@ class Mirror:
             written = os.write(fd, line)
             if written != len(line):  # a short write means the disk is full
                 raise OSError(28, "short write to the journal (disk full?)")
-            if _FSYNC:
+            if get_settings().fsync:
                 os.fsync(fd)
             self._dirty = True
         if time.monotonic() - self._last_compact >= COMPACT_INTERVAL:

@@ -7,16 +7,15 @@ run started elsewhere (`status --watch`) shows the same as the live display of `
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
+
+from .document import parse_iso
 
 DONE = ("completed", "skipped", "failed")
 
 
 def _seconds(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return parse_iso(iso)
 
 
 def _step_left(record: dict[str, Any], now: float) -> float | None:

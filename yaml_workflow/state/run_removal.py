@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..exceptions import WorkflowError
+from ..settings import get_settings
 from .cleanup import UNKNOWN, RunEntry, remove_workspace, select
-from .store import Store, default_state_url, open_store
+from .store import Store
+from .stores import open_store
 
 
 @dataclass
@@ -48,7 +50,7 @@ class CleanReport:
 
 def records_store() -> Store | None:
     """The store whose records go with the workspaces: Redis when one is configured."""
-    url = default_state_url()
+    url = get_settings().state_url
     if not url or url.startswith(("file:", "memory:")):
         return None
     return open_store(url)

@@ -1,6 +1,6 @@
 """The Store interface: where a run's state lives, primitive by primitive.
 
-Three implementations, chosen by URL (:func:`open_store`):
+Three implementations, chosen by URL (:func:`.stores.open_store`):
 
 - ``memory://``  — a dict in this process (unit tests, eager mode);
 - ``file://[ROOT]`` — the workspace's JSON mirror alone (the default of ``run``); ROOT is
@@ -14,31 +14,9 @@ the seed's structure whichever store holds it.
 from __future__ import annotations
 
 import abc
-import os
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
-from ..exceptions import UsageError
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who holds a run: the process that may record its transitions."""
-
-    token: str
-    host: str
-    pid: int
-    expires_at: float  # time.time()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"token": self.token, "host": self.host, "pid": self.pid, "expires_at": self.expires_at}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Lease:
-        """Back from JSON form."""
-        return cls(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["expires_at"]))
+from .lease import Lease, lease_is_live
 
 
 class Store(abc.ABC):
@@ -132,9 +110,7 @@ class Store(abc.ABC):
 
 def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Transitions that take a fresh run (from ``run_header(doc)``) to ``doc``."""
-    from datetime import datetime, timezone
-
-    from .document import RETRYING
+    from .document import RETRYING, parse_iso
 
     state = doc.get("execution_state") or {}
     retry = state.get("retry_state") or {}
@@ -156,58 +132,8 @@ def rebuild_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     events += [{"t": "history", "entry": entry} for entry in doc.get("history") or []]
     final = {"t": "status", "status": doc.get("status"), "current_step": state.get("current_step"),
              "failed_step": state.get("failed_step")}
-    try:
-        moment = datetime.strptime(str(doc.get("last_updated")), "%Y-%m-%dT%H:%M:%S.%fZ")
-        final["at"] = moment.replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        pass  # an odd timestamp: last_updated becomes the restore's start time
+    moment = parse_iso(doc.get("last_updated"))
+    if moment is not None:  # an odd timestamp: last_updated becomes the restore's start time
+        final["at"] = moment
     events.append(final)
     return events
-
-
-def lease_is_live(lease: Lease | None) -> bool:
-    """A lease counts while unexpired, except that a dead owner on this host frees it at once."""
-    if lease is None:
-        return False
-    import time
-
-    from .document import HOST
-
-    if lease.host == HOST:
-        try:
-            os.kill(lease.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        else:
-            if lease.pid == os.getpid():
-                return lease.expires_at > time.time()
-    return lease.expires_at > time.time()
-
-
-def default_state_url() -> str | None:
-    """``YAML_WORKFLOW_STATE_URL`` if set (else each command picks its default)."""
-    return os.environ.get("YAML_WORKFLOW_STATE_URL") or None
-
-
-def open_store(url: str | None = None, *, root: str | None = None) -> Store:
-    """The store named by ``url`` (default: the JSON files under ``root``)."""
-    url = url or default_state_url() or "file://"
-    scheme = urlparse(url).scheme
-    if scheme == "memory":
-        from .stores.memory import MemoryStore
-
-        return MemoryStore(url)
-    if scheme == "file":
-        from .stores.json_file import JsonFileStore
-
-        return JsonFileStore(url, root=root)
-    if scheme in ("redis", "rediss", "unix"):
-        from .stores.redis import RedisStore
-
-        return RedisStore(url)
-    raise UsageError(
-        f"unknown state URL '{url}'",
-        hint="use memory://, file://[DIR], redis://HOST:PORT/DB or rediss://...",
-    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import WorkspacePathError
+from ..settings import process_environment
 from ..templating import render_text, render_value
 
 log = logging.getLogger("yaml_workflow.task")
@@ -35,7 +36,7 @@ class TaskContext:
     namespaces: dict[str, Any]
     # Environment for subprocesses: the process environment, the workflow `env:` and
     # (on the fleet) the submitter's exported environment.
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: dict[str, str] = field(default_factory=lambda: process_environment())
     attempt: int = 1
     deadline: float | None = None  # time.monotonic() value, or None for no limit
     run_id: str = ""
@@ -47,6 +48,9 @@ class TaskContext:
     # Set by the engine: record finished items (index -> record) durably, one call per chunk.
     record_items: Callable[[dict[str, dict[str, Any]]], None] = lambda items: None
     mask: Callable[[str], str] = lambda text: text
+    # Set by the engine: a subprocess started for the step (its pid leads its own process
+    # group), recorded so that a resume after a crash can kill what outlived its owner.
+    on_process: Callable[[int], None] = lambda pid: None
     logger: logging.Logger = log
 
     # --- templates -------------------------------------------------------------------

@@ -139,6 +139,8 @@ BUILTIN_MODULES = {
 
 
 def _load_builtin(name: str) -> None:
+    # Built-ins come in through the same door as plugins: their modules register what
+    # they define when imported, by name (the registry never imports them statically).
     module = BUILTIN_MODULES.get(name)
     if module is not None and name not in _REGISTRY:
         import importlib
@@ -149,7 +151,15 @@ def _load_builtin(name: str) -> None:
 def _load_builtins() -> None:
     if not _state["builtins"]:
         _state["builtins"] = True
-        from . import builtin  # noqa: F401  - registering is the import's side effect
+        import importlib
+
+        for module in sorted(set(BUILTIN_MODULES.values())):
+            importlib.import_module(f"{__package__}.builtin.{module}")
+
+
+def rescan_plugins() -> None:
+    """Look for entry-point plugins again the next time a name is unknown (sys.path grew)."""
+    _state["plugins"] = False
 
 
 def _load_plugins() -> None:

@@ -22,7 +22,7 @@ from jinja2.utils import missing
 
 from ..exceptions import TemplateError, TemplateSyntaxProblem
 from . import bounded_filters, limits
-from .engine import SINGLE_EXPR as _SINGLE_EXPR
+from .markup import SINGLE_EXPR as _SINGLE_EXPR
 
 
 def _describe_keys(obj: Any) -> str:

@@ -17,8 +17,12 @@ def __getattr__(name: str) -> Any:
         from .app import create_app
 
         return create_app
-    if name in ("submit_run", "wait_for_run"):
-        from . import submit
+    if name == "submit_run":
+        from .submit import submit_run
 
-        return getattr(submit, name)
+        return submit_run
+    if name == "wait_for_run":
+        from .follow import wait_for_run
+
+        return wait_for_run
     raise AttributeError(name)

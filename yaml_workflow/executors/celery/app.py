@@ -77,22 +77,8 @@ def _on_term(signum: int, frame: Any) -> None:
     import os
     import signal
 
-    from .runtime import _FS
+    from .runtime import release_held_claims
 
-    try:
-        for (_, _, pid), fs in list(_FS.items()):
-            held = dict(fs._held) if pid == os.getpid() else {}
-            if not held:
-                continue
-            # A connection of its own: the pool's may be in the middle of a command.
-            import redis
-
-            client = redis.Redis.from_url(fs.url, socket_connect_timeout=1, socket_timeout=1)
-            for key, token in held.items():
-                client.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then "
-                            "return redis.call('DEL', KEYS[1]) end return 0", 1, key, token)
-            client.close()
-    except Exception:  # noqa: BLE001 - the claim then expires by its TTL
-        pass
+    release_held_claims()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -6,31 +6,32 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+from ...settings import DEFAULT_BROKER_URL, get_settings
+
+__all__ = ["DEFAULT_BROKER_URL", "DEFAULT_QUEUE"]
 DEFAULT_QUEUE = "celery"
 
 
 def broker_url() -> str:
     """YAML_WORKFLOW_BROKER_URL (default redis://localhost:6379/0)."""
-    return os.environ.get("YAML_WORKFLOW_BROKER_URL") or DEFAULT_BROKER_URL
+    return get_settings().broker_url
 
 
 def state_url() -> str:
     """YAML_WORKFLOW_STATE_URL, else the broker's Redis."""
-    return os.environ.get("YAML_WORKFLOW_STATE_URL") or broker_url()
+    return get_settings().effective_state_url
 
 
 def visibility_timeout() -> float:
     """Seconds an unacked message stays with its worker before Redis gives it to another."""
-    return float(os.environ.get("YAML_WORKFLOW_VISIBILITY_TIMEOUT") or 3600)
+    return get_settings().visibility_timeout
 
 
 def step_timeout() -> float:
     """The limit of a fleet step that has no ``timeout`` of its own."""
-    return float(os.environ.get("YAML_WORKFLOW_STEP_TIMEOUT") or 1800)
+    return get_settings().step_timeout
 
 
 def retry_countdown_cap(vt: float | None = None) -> float:
@@ -57,7 +58,7 @@ def soft_shutdown_timeout() -> float:
     """YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT: seconds a stopping worker lets its running
     steps finish before it hands them back to the queue (0: Celery's warm shutdown,
     which waits for them however long they take)."""
-    return float(os.environ.get("YAML_WORKFLOW_SOFT_SHUTDOWN_TIMEOUT") or 0)
+    return get_settings().soft_shutdown_timeout
 
 
 def settings() -> dict[str, Any]:

@@ -13,6 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ...engine.request import RunResult
+from ...state.locate import LocatedRun
+from .app import default_app
+from .resume import resume_fleet_run
+
 log = logging.getLogger("yaml_workflow.fleet")
 
 INSPECT_TIMEOUT = 1.0
@@ -32,9 +37,7 @@ def _of_run(entries: Any, run_id: str) -> list[tuple[str, bool]]:
 
 def revoke_run(run_id: str, app: Any = None) -> list[str]:
     """Revoke the run's tasks the workers hold now (running ones terminated); their ids."""
-    from .submit import _app
-
-    app = app or _app()
+    app = app or default_app()
     try:
         inspect = app.control.inspect(timeout=INSPECT_TIMEOUT)
         found = (_of_run(inspect.active(), run_id)
@@ -51,3 +54,17 @@ def revoke_run(run_id: str, app: Any = None) -> list[str]:
     if waiting:
         app.control.revoke(waiting)
     return running + waiting
+
+
+class FleetExecutor:
+    """Control of runs that run on the workers (see :mod:`...control`)."""
+
+    def stop(self, located: LocatedRun) -> None:
+        """Shorten what the workers hold of the run (its status already stops the rest)."""
+        revoke_run(located.run_id)
+
+    def repair(self, located: LocatedRun, *, rerun: list[str], skip: list[str], observer: Any,
+               wait: bool) -> RunResult | None:
+        """Hand the run back to the workers with the step reset or skipped."""
+        return resume_fleet_run(located.run_id, rerun_steps=rerun, mark_skipped=skip,
+                                wait=wait, observer=observer)

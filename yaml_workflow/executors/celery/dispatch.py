@@ -9,14 +9,15 @@ join fires once, after all of its inputs, whichever message was delivered twice.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
+from ...engine.hooks import fault_point
 from ...engine.plan import Plan
 from ...engine.step import Outcome, describe_error
 from ...spec.models import Workflow
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
+from ...state.stores.redis import Committed
 from ...tasks import get_task
 from ...tasks.registry import CALL_BUILTIN
 from . import config
@@ -28,10 +29,7 @@ CHUNK_TASK = "ywf.batch_chunk"
 
 def compile_plan(workflow: Workflow, plan: Plan) -> dict[str, Any]:
     """deps, successors (with join sizes), roots, step limits and template references."""
-    if plan.deps is not None:
-        deps = {name: list(plan.deps.get(name, [])) for name in plan.order}
-    else:
-        deps = {name: ([plan.order[i - 1]] if i else []) for i, name in enumerate(plan.order)}
+    deps = plan.dependencies()
     succ: dict[str, list[list[Any]]] = {name: [] for name in plan.order}
     for name, its_deps in deps.items():
         for dep in its_deps:
@@ -70,26 +68,26 @@ def send_chunk(app: Any, run: FleetRun, step: str, attempt: int, chunk: int) -> 
 
 
 def commit(run: FleetRun, step: str, event: dict[str, Any], forced: dict[str, str] | None = None,
-           *, successors: bool = True) -> dict[str, Any]:
+           *, successors: bool = True) -> Committed:
     """Record a step's end in the store and count it done, in one transaction."""
     return run.fs.commit(run.run_id, step, ns_entry(event),
                          run.successors(step) if successors else [], printer_event(event), forced,
                          records=run.recorder.take(step), count=successors)
 
 
-def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
+def advance(app: Any, run: FleetRun, committed: Committed) -> list[str]:
     """Enqueue what a commit made ready; steps to skip are recorded here, inline; the run
     ends when nothing remains.  Returns the steps sent (a step's message marks itself
     sent when it arrives, so a replay after a crash sends only what never arrived)."""
-    if committed["status"] != "running":
+    if committed.status != "running":
         return []  # cancelled or failed: nothing more is enqueued
-    replay = not committed["new"]
-    stack = list(committed["ready"])
-    finished = committed["remaining"] == 0
+    replay = not committed.new
+    stack = list(committed.ready)
+    finished = committed.remaining == 0
     to_send: list[str] = []
     while stack:
         name, reason = stack.pop(0)
-        reason = reason or run.plan.skipped.get(name)
+        reason = reason or run.plan.skipped.get(name, "")
         if not reason:
             to_send.append(name)
             continue
@@ -99,11 +97,11 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
             event = step_event(name, SKIPPED, reason=reason, finished_at=time.time())
             run.record(event)  # held for the commit below
             res = commit(run, name, event)
-        replay = replay or not res["new"]
-        if res["status"] != "running":
+        replay = replay or not res.new
+        if res.status != "running":
             return []
-        stack.extend(res["ready"])
-        finished = finished or res["remaining"] == 0
+        stack.extend(res.ready)
+        finished = finished or res.remaining == 0
     if replay and to_send:  # a redelivery: skip what the first delivery already sent
         to_send = [n for n, sent in zip(to_send, run.fs.sent(run.run_id, to_send), strict=False) if not sent]
     for name in to_send:
@@ -113,56 +111,16 @@ def advance(app: Any, run: FleetRun, committed: dict[str, Any]) -> list[str]:
     return to_send
 
 
-def _fault(point: str, run: FleetRun, step: str) -> None:
-    """Test hook for the crash windows: YAML_WORKFLOW_TEST_FAULT=POINT:STEP kills this
-    process there, once per run (a flag file in the workspace remembers it fired)."""
-    wanted = os.environ.get("YAML_WORKFLOW_TEST_FAULT")
-    if not wanted or wanted != f"{point}:{step}":
-        return
-    flag = run.workspace / ".ywf" / f"fault-{point}-{step}"
-    if flag.exists():
-        return
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.touch()
-    os._exit(137)
-
-
-def _dependents(run: FleetRun, root: str) -> set[str]:
-    found: set[str] = set()
-    frontier = [root]
-    while frontier:
-        current = frontier.pop()
-        for other, _ in run.successors(current):
-            if other not in found:
-                found.add(other)
-                frontier.append(other)
-    return found
-
-
-def jump_skips(run: FleetRun, step: str, target: str) -> dict[str, str] | None:
-    """Steps an ``on_error: next`` jump leaves out, with the reason; None if it cannot jump."""
-    order = run.plan.order
-    if target not in order:
-        return None
-    if not run.plan.is_dag:
-        here, there = order.index(step), order.index(target)
-        if there <= here:
-            return None  # a backward jump would run recorded steps again
-        return {n: f"jumped over by on_error next from {step}" for n in order[here + 1:there]}
-    skipped = _dependents(run, step) - {target} - _dependents(run, target)
-    return {n: f"skipped: {step} failed and jumped to {target}" for n in skipped}
-
-
 def after_outcome(app: Any, run: FleetRun, step: str, attempt: int, outcome: Outcome) -> list[str]:
     """Act on what an attempt came to (a retry is scheduled by the caller)."""
     event = run.recorder.last.get(step) or step_event(step, outcome.status)
     if outcome.status in (COMPLETED, SKIPPED) or (outcome.status == FAILED and outcome.action == "continue"):
         committed = commit(run, step, event)
-        _fault("after_commit", run, step)
+        fault_point("after_commit", step, run.workspace)
         return advance(app, run, committed)
     error = event.get("error") or (describe_error(outcome.error) if outcome.error else "failed")
     if outcome.status == FAILED and outcome.action == "next" and outcome.next_step:
-        forced = jump_skips(run, step, outcome.next_step)
+        forced = run.plan.jump_skips(step, outcome.next_step)
         if forced is not None:
             return advance(app, run, commit(run, step, event, forced))
     # A failure nothing handles: recorded without counting it out of `remaining`, so no

@@ -87,11 +87,10 @@ def publish(run: Any, event: dict[str, Any], app: Any, task_id: str | None, host
 class BatchProgress:
     """Items of a fleet batch as they finish, counted across all of its chunks."""
 
-    def __init__(self, run: Any, rc: Any, step: Any, key: str, total: int, nchunks: int) -> None:
+    def __init__(self, run: Any, rc: Any, step: Any, fanout: int, total: int, nchunks: int) -> None:
         self.run, self.rc, self.name = run, rc, step.name
-        self.key, self.total, self.nchunks = key, total, nchunks
+        self.fanout, self.total, self.nchunks = fanout, total, nchunks
         self.interval = step.progress_interval
-        self.gate = f"{key}:progress-gate"
         self.lock = threading.Lock()
         self.done = self.failed = self.retries = 0  # not yet counted in Redis
         self.last = time.monotonic()
@@ -114,14 +113,11 @@ class BatchProgress:
         self.last = time.monotonic()
         if not self.done:
             return
-        pipe = self.run.fs.r.pipeline(transaction=False)
-        pipe.hincrby(self.key, "p_done", self.done)
-        pipe.hincrby(self.key, "p_failed", self.failed)
-        pipe.hincrby(self.key, "p_retries", self.retries)
-        pipe.set(self.gate, "1", nx=True, px=max(1, int(self.interval * 1000)))
+        counts = (self.done, self.failed, self.retries)
         self.done = self.failed = self.retries = 0
         try:
-            done, failed, retries, due = pipe.execute()
+            done, failed, retries, due = self.run.fs.count_progress(
+                self.run.run_id, self.name, self.fanout, *counts, self.interval)
         except redis.RedisError as err:
             log.warning("batch progress of %s/%s not counted: %s", self.run.run_id, self.name, err)
             return

@@ -7,33 +7,44 @@ document, whether Redis still holds it or it comes back from the workspace's JSO
 mirror, so one code path serves "failed on the fleet", "failed locally" and "Redis lost
 it".  Then the ready steps are enqueued exactly as ``submit`` enqueues roots.
 
-Two resumes of one run at once: a short ``SET NX`` lease on ``<p>:run:<id>:resume``
-lets one through and refuses the other; a resume that comes after the winner finished
+Two resumes of one run at once: the run's resume lock (a ``redis.lock.Lock`` that
+expires if its holder dies) lets one through and refuses the other; a resume that comes after the winner finished
 finds the run active (fresh activity, claims) and is refused too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import LockError
+
+from ...engine.lifecycle import resume_events, reusable_items, stored_workflow
 from ...engine.plan import build_plan
 from ...engine.request import RunResult
 from ...engine.resume import decide
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import BrokerUnavailable, ResumeRefused, RunNotFound, StoreUnavailable
-from ...state.document import FINISHED, RUNNING, history_event, now_iso, status_event, step_event
+from ...settings import get_settings, process_environment
+from ...state.document import (
+    FINISHED,
+    RUNNING,
+    now_iso,
+    parse_iso,
+)
+from ...state.lease import lease_is_live
 from ...state.mirror import MIRROR_KEY, read_state
 from ...state.recorder import RunRecorder
-from ...state.store import lease_is_live, open_store
+from ...state.stores import open_store
+from ...state.stores.redis import Committed, FleetState
 from . import config
+from .app import default_app
 from .dispatch import advance, compile_plan
-from .fleet_state import CLAIM_TTL, FleetState, _s
+from .follow import wait_for_run
+from .preflight import check_limits, check_reachable, exported_env
 from .runtime import FleetRun, ns_entry
 
 # How long the resume lease lives if its holder dies in the middle (seconds).
@@ -43,20 +54,17 @@ RESUME_LEASE = 60.0
 def stall_after() -> float:
     """Seconds without any recorded transition after which a `running` run with no live
     claim counts as stalled (its message was lost) and may be resumed."""
-    return float(os.environ.get("YAML_WORKFLOW_STALL_AFTER") or 3 * CLAIM_TTL)
+    return get_settings().effective_stall_after
 
 
 def _age(doc: dict[str, Any]) -> float:
-    try:
-        moment = datetime.strptime(str(doc.get("last_updated")), "%Y-%m-%dT%H:%M:%S.%fZ")
-    except ValueError:
-        return float("inf")
-    return time.time() - moment.replace(tzinfo=timezone.utc).timestamp()
+    moment = parse_iso(doc.get("last_updated"))
+    return float("inf") if moment is None else time.time() - moment
 
 
 def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, Any], Path, bool]:
     """The run's document, its workspace, and whether it came from the mirror."""
-    from ...state.locate import _is_workspace, workspace_roots
+    from ...state.locate import is_workspace, workspace_roots
     from ...state.stores.json_file import find_run_workspace
 
     if store.exists(run_id):
@@ -64,7 +72,7 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
         where = workspace or Path(doc.get("workspace") or ".")
         return doc, where.absolute(), False
     found = None
-    if workspace is not None and _is_workspace(workspace):
+    if workspace is not None and is_workspace(workspace):
         if str(read_state(workspace).get("workflow_id")) == run_id:
             found = workspace
     if found is None:
@@ -81,9 +89,9 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
 def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lost: bool,
                 workspace: Path) -> None:
     """Refuse a run that something still runs: a live claim, a live lease, fresh activity."""
-    claims = [_s(k) for k in fs.r.scan_iter(match=fs.k(run_id, "claim:*"), count=500)]
+    claims = fs.live_claims(run_id)
     if claims:
-        step = claims[0].rsplit(":claim:", 1)[-1].split("#")[0]
+        step = claims[0].split("#")[0]
         raise ResumeRefused(f"run {run_id} is already running on the fleet (step '{step}' is running now)",
                             hint=f"wait for it, or `yaml-workflow cancel {run_id}` first")
     holder = store.lease_holder(run_id) if not lost else _file_lease(run_id, workspace)
@@ -94,8 +102,7 @@ def _check_idle(run_id: str, doc: dict[str, Any], fs: FleetState, store: Any, lo
         return
     # A `running` run with no claim: its steps may be queued, or waiting for a retry,
     # or the messages may be gone.  Only the last counts as stalled.
-    waiting = [n for n, v in fs.r.hgetall(fs.k(run_id, "fleet")).items()
-               if _s(n).startswith("not_before:") and float(_s(v) or 0) > time.time()]
+    waiting = fs.waiting_retries(run_id)
     age = _age(doc)
     if waiting or age < stall_after():
         raise ResumeRefused(
@@ -127,16 +134,7 @@ def _fleet_keys(fs: FleetState, run_id: str, spec: dict[str, Any], done: set[str
         else:
             fields[f"join:{name}"] = sum(1 for d in deps[name] if d in done)
     ready = [n for n in order if n not in done and all(d in done for d in deps[n])]
-    fanouts = [k for k in fs.r.scan_iter(match=fs.k(run_id, "batch:*"), count=500)
-               if _s(k).split(":batch:", 1)[1].rsplit(":", 1)[0] in rerun]
-    pipe = fs.r.pipeline(transaction=True)
-    pipe.delete(fs.k(run_id, "fleet"), fs.k(run_id, "ns"), *fanouts)
-    pipe.set(fs.k(run_id, "spec"), json.dumps(spec, separators=(",", ":")))
-    pipe.hset(fs.k(run_id, "fleet"), mapping={k: str(v) for k, v in fields.items()})
-    if ns:
-        pipe.hset(fs.k(run_id, "ns"), mapping=ns)  # type: ignore[arg-type]
-    pipe.persist(fs.k(run_id, "events"))
-    pipe.execute()
+    fs.reset_for_resume(run_id, spec, fields, ns, rerun)
     return ready, remaining
 
 
@@ -152,16 +150,13 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
     ``params`` are k=v given without --override-params (they must match the run's);
     ``override_params`` replace the run's; ``workflow`` is a file to compare against
     (default: the workflow stored with the run)."""
-    from ..local_run import reusable_items, stored_workflow
-    from .submit import _app, _check_limits, _check_reachable, exported_env, wait_for_run
-
     broker, url = config.broker_url(), config.state_url()
-    _check_reachable(broker, "broker", BrokerUnavailable)
+    check_reachable(broker, "broker", BrokerUnavailable)
     if url != broker:
-        _check_reachable(url, "state store", StoreUnavailable)
+        check_reachable(url, "state store", StoreUnavailable)
     fs, store = FleetState(url), open_store(url)
-    lease_key, token = fs.k(run_id, "resume"), uuid.uuid4().hex
-    if not fs.r.set(lease_key, token, nx=True, px=int(RESUME_LEASE * 1000)):
+    lock = fs.resume_lock(run_id, RESUME_LEASE)
+    if not lock.acquire():
         raise ResumeRefused(f"run {run_id} is being resumed by another command right now",
                             hint=f"follow it with `yaml-workflow status {run_id}`")
     try:
@@ -171,14 +166,16 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
             workflow = stored_workflow(doc, f"run {run_id}")
         options = doc.get("options") or {}
         plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
-        secrets = check_secrets(workflow.secrets, dict(os.environ))
+        secrets = check_secrets(workflow.secrets, process_environment())
         masker = Masker(secrets)
+        # Params stored as references to secrets get their values from this environment;
+        # the spec stores them as references again.
         decision = decide(workflow, plan, doc, given=override_params or params or {},
                           override_params=override_params is not None, from_step=from_step,
                           force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped),
                           secrets=secrets)
         stored_args, arg_secrets = masker.params_for_workers(decision.args)
-        _check_limits(workflow, plan, fs)
+        check_limits(workflow, plan, fs)
         if lost or doc.get("mode") != "fleet" or doc.get("workspace") != str(ws):
             # The fleet needs the run in Redis, under an absolute workspace, as a fleet run.
             doc = {**doc, "mode": "fleet", "workspace": str(ws)}
@@ -186,7 +183,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
         old = fs.spec(run_id) or {}
         records = doc["execution_state"]["step_outputs"]
         env = old["env"] if "env" in old else exported_env(
-            dict(os.environ), list(workflow.secrets), list(secrets.values()))
+            process_environment(), list(workflow.secrets), list(secrets.values()))
         spec = {"v": 1, "workflow": workflow.model_dump(mode="json"), "plan": plan.to_dict(),
                 **compile_plan(workflow, plan), "args": stored_args, "arg_secrets": arg_secrets, "env": env,
                 "workspace": str(ws), "run_number": doc.get("run_number"),
@@ -196,30 +193,22 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                 "gen": uuid.uuid4().hex[:12],
                 "prior_items": reusable_items(plan, decision, records)}
         recorder = RunRecorder(store, run_id, ws)
-        count = 1 + sum(1 for h in doc.get("history", []) if h.get("event") == "resume")
-        events = [{"t": "reset", "steps": decision.rerun, "at": time.time()},
-                  status_event(RUNNING, failed_step=None),
-                  history_event("resume", count=count, changed=decision.changed, mode="fleet",
-                                from_step=decision.rerun[0] if decision.rerun else None)]
-        if decision.args != doc.get("params"):
-            events.append({"t": "params", "params": decision.args})
-        events += [step_event(n, "skipped", reason="skipped by hand (yaml-workflow skip)")
-                   for n in mark_skipped]
+        events = resume_events(doc, decision, mark_skipped, mode="fleet")
         for event in events:
             recorder.record(masker.event(event))
         ns = {n: json.dumps(ns_entry({**records.get(n, {}), "status": records.get(n, {}).get("status")}))
               for n in decision.done if n in records and n not in mark_skipped}
         ns.update({n: json.dumps({"status": "skipped", "result": None}) for n in mark_skipped})
-        since = fs.r.xrevrange(fs.k(run_id, "events"), count=1)
-        last_id = _s(since[0][0]) if since else "0-0"
+        last_id = fs.last_event_id(run_id)
         ready, remaining = _fleet_keys(fs, run_id, spec, decision.done, ns, decision.rerun)
         run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
-        advance(app or _app(), run, {"status": "running", "new": True, "remaining": remaining,
-                                    "ready": [(n, "") for n in ready]})
+        advance(app or default_app(), run, Committed(new=True, ready=[(n, "") for n in ready], remaining=remaining, status="running"))
         run.recorder.close()
     finally:
-        fs.r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-                  "return 0", 1, lease_key, token)
+        try:
+            lock.release()
+        except LockError:  # it expired meanwhile (RESUME_LEASE): nothing to give back
+            pass
     if not wait:
         return None
     if observer is not None:  # what `run` tells its display first: the plan, what is done

@@ -20,20 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from ...engine.context import STEP_NS_KEYS, RunContext
+from ...engine.lifecycle import workflow_env
 from ...engine.plan import Plan
 from ...engine.secrets import Masker, check_secrets, restore_params
-from ...exceptions import RunNotFound
+from ...exceptions import RunNotFound, SecretError, WorkflowError
+from ...settings import get_settings
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
 from ...state.recorder import RunRecorder
-from ...state.store import Store, open_store
+from ...state.store import Store
+from ...state.stores import open_store
+from ...state.stores.redis import FleetState
 from . import config
-from .fleet_state import FleetState
 from .progress import current_task_progress
 
 _CACHE_SIZE = 32
 DONE = (COMPLETED, SKIPPED, FAILED)
-RUNNING_DELAY = float(os.environ.get("YAML_WORKFLOW_RUNNING_DELAY", "0.2"))
 _REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _ANY_REF = re.compile(r"\bsteps\b")
 
@@ -95,7 +97,7 @@ class FleetRecorder:
     step's ``running`` and final transitions are written to the journal at once but held
     for the store: the commit writes them in the same transaction as the done marker,
     which saves two round trips per step; a step still running after
-    ``RUNNING_DELAY`` seconds has its ``running`` record flushed by a thread, so
+    ``running_delay`` seconds has its ``running`` record flushed by a thread, so
     ``status`` shows it.  Any other transition of the run flushes what is held first,
     so the store sees transitions in their order.
     """
@@ -161,14 +163,14 @@ class _Deferred:
 
     def watch(self, recorder: FleetRecorder, step: str) -> None:
         with self._lock:
-            self._due.append((time.monotonic() + RUNNING_DELAY, recorder, step))
+            self._due.append((time.monotonic() + get_settings().running_delay, recorder, step))
             if self._pid != os.getpid():  # first use in this (forked) process
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="ywf-running", daemon=True).start()
 
     def _loop(self) -> None:
         while True:
-            time.sleep(RUNNING_DELAY / 4)
+            time.sleep(max(0.01, get_settings().running_delay / 4))
             now = time.monotonic()
             with self._lock:
                 due = [d for d in self._due if d[0] <= now]
@@ -199,7 +201,7 @@ def _extend_sys_path(pythonpath: str | None) -> None:
         from ...tasks import registry
 
         importlib.invalidate_caches()
-        registry._state["plugins"] = False  # look for entry points again on the new path
+        registry.rescan_plugins()  # look for entry points again on the new path
 
 
 @contextmanager
@@ -207,7 +209,7 @@ def run_environment(environ: dict[str, str]) -> Iterator[None]:
     """The run's environment as this process's os.environ while a step runs, so that
     in-process code (python_code reading os.environ) sees what it sees under `run`.
     Not under the threads pool, where steps of different runs share one os.environ."""
-    if os.environ.get("YAML_WORKFLOW_WORKER_POOL") == "threads":
+    if get_settings().worker_pool == "threads":
         yield
         return
     saved = dict(os.environ)
@@ -241,20 +243,27 @@ class FleetRun:
         self.queue: str = spec.get("queue") or config.DEFAULT_QUEUE
         environ = dict(os.environ)
         environ.update(spec.get("env") or {})
+        self.host = worker_name()
+        # Why this worker cannot run the run's steps (reported as the step's failure).
         self.secret_error: Exception | None = None
         secrets: dict[str, str] = {}
         try:  # declared secrets come from this worker's own environment, never from Redis
             secrets = check_secrets(self.workflow.secrets, os.environ)
-        except Exception as err:  # noqa: BLE001 - reported as the step's failure
-            self.secret_error = err
+        except SecretError as err:
+            self.secret_error = SecretError(
+                f"{err.message} on worker {self.host}: workers take secrets from their own "
+                "environment (docs/security.md)", hint=err.hint)
         environ.update(secrets)
-        self.environ = environ
         self.masker = Masker(secrets)
         # Params stored as references to secrets: the values come from this worker's environment.
-        self.args = spec["args"] if self.secret_error else restore_params(
+        self.args: dict[str, Any] = spec["args"] if self.secret_error else restore_params(
             spec["args"], spec.get("arg_secrets"), secrets)
+        try:  # the workflow's env:, rendered once for the run as `run` renders it
+            environ = workflow_env(self.workflow, dict(self.args), environ)
+        except WorkflowError as err:
+            self.secret_error = self.secret_error or err
+        self.environ = environ
         _extend_sys_path((spec.get("env") or {}).get("PYTHONPATH"))
-        self.host = worker_name()
         self.recorder = FleetRecorder(recorder or RunRecorder(store, run_id, self.workspace), self.host)
         self.lock = threading.Lock()
 
@@ -270,7 +279,6 @@ class FleetRun:
                         timestamp=self.spec.get("timestamp", ""))
         # Recorded progress goes on to `submit --wait` and Flower (as a task event).
         rc.observer = current_task_progress(self)
-        rc.render_env()
         rc.load_steps(ns)
         rc.prior_items = self.spec.get("prior_items") or {}  # a resumed batch reuses its items
         return rc
@@ -318,12 +326,12 @@ def worker_name() -> str:
     """This worker's node name, else YAML_WORKFLOW_WORKER_NAME, else the host name."""
     from ...state.document import HOST
 
-    return _WORKER["name"] or os.environ.get("YAML_WORKFLOW_WORKER_NAME") or HOST
+    return _WORKER["name"] or get_settings().worker_name or HOST
 
 
 def fleet_state() -> FleetState:
     """This process's FleetState on the state URL."""
-    return _fleet_state(config.state_url(), os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf")
+    return _fleet_state(config.state_url(), get_settings().key_prefix)
 
 
 _FS: dict[tuple[str, str, int], FleetState] = {}
@@ -335,6 +343,17 @@ def _fleet_state(url: str, prefix: str) -> FleetState:
     if key not in _FS:
         _FS[key] = FleetState(url, prefix)
     return _FS[key]
+
+
+def release_held_claims() -> None:
+    """Give back every claim this process holds, at once (it is being told to stop):
+    the requeued messages then run on another worker without waiting out the TTL."""
+    for (_, _, pid), fs in list(_FS.items()):
+        if pid == os.getpid():
+            try:
+                fs.release_all_now()
+            except Exception:  # noqa: BLE001 - the claims then expire by their TTL
+                pass
 
 
 def state_store() -> Store:

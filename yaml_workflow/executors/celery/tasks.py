@@ -9,7 +9,6 @@ claim waits (Celery retry with a countdown) instead of running a second copy.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -20,9 +19,11 @@ from celery import Task
 from celery.exceptions import Retry, TimeLimitExceeded
 
 from ...engine.retry import RetryPlan
-from ...engine.step import Outcome, _failed_attempt, run_step
+from ...engine.step import Outcome, fail_attempt, run_step
 from ...exceptions import RunNotFound, StepTimeoutError, TaskError
 from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
+from ...state.stores.redis import Begun
+from ...tasks.batching import BatchInputs
 from . import batch, config
 from .dispatch import CHUNK_TASK, STEP_TASK, advance, after_outcome, schedule_retry, send_step
 from .runtime import FleetRun, forget_run, get_run, run_environment, set_worker_name
@@ -86,13 +87,13 @@ def _secret_failure(run: FleetRun, name: str, attempt: int) -> Outcome:
     """A declared secret missing on this worker fails the run (no retry, no on_error)."""
     step = run.step(name)
     last = RetryPlan.for_step(step).max_attempts  # the last attempt: no retry is planned
-    outcome = _failed_attempt(run.context({}), step, max(attempt, last), time.time(),
-                              run.secret_error)  # type: ignore[arg-type]
+    outcome = fail_attempt(run.context({}), step, max(attempt, last), time.time(),
+                           run.secret_error)  # type: ignore[arg-type]
     outcome.action = "fail"
     return outcome
 
 
-def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, dict[str, Any]] | str:
+def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, Begun] | str:
     """The start of every delivery: the run, then one Lua round trip (status, claim, records).
 
     Returns why there is nothing to do (a string), or the run and what ``begin`` read; a
@@ -105,11 +106,11 @@ def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, di
         return "run gone"
     refs = run.refs.get(name)
     info = run.fs.begin(run_id, claim, uuid.uuid4().hex, ["*"] if refs is None else refs)
-    if info["status"] != "running":
-        return f"run {info['status']}"
-    if not info["claimed"]:
-        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info["claim_ttl"])), max_retries=None)
-    if info["gen"] != run.spec.get("gen", ""):  # resumed since this process cached it
+    if info.status != "running":
+        return f"run {info.status}"
+    if not info.claimed:
+        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info.claim_wait)), max_retries=None)
+    if info.gen != run.spec.get("gen", ""):  # resumed since this process cached it
         forget_run(run_id)
         run = get_run(run_id)
     return run, info
@@ -123,36 +124,36 @@ def step_body(task: Task, run_id: str, name: str) -> str:
     run, info = begun
     run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
     try:
-        attempt = info["attempt"]
-        if info["done"]:  # recorded by an earlier delivery: finish its dispatch only
+        attempt = info.attempt
+        if info.done:  # recorded by an earlier delivery: finish its dispatch only
             advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None))
             return "already done"
-        wait = info["not_before"] - time.time()
+        wait = info.not_before - time.time()
         if wait > EARLY:
-            run.fs.release(info["claim_key"])
+            run.fs.release(info.claim_key)
             raise task.retry(countdown=min(wait, config.retry_countdown_cap()), max_retries=None)
-        again = info["started"] == str(attempt)
+        again = info.started == str(attempt)
         outcome = _recover(run, name, attempt) if again else None
         if outcome is None and run.secret_error is not None:
             outcome = _secret_failure(run, name, attempt)
         if outcome is None and run.step(name).task == "batch":
             with run_environment(run.environ):
-                outcome, _ = batch.fan_out(task.app, run, name, attempt, info["ns"],
-                                                 again and info["fanout"] == str(attempt))
+                outcome, _ = batch.fan_out(task.app, run, name, attempt, info.ns,
+                                                 again and info.fanout == str(attempt))
             if outcome is None:
                 return "fanned out"
         if outcome is None:
-            rc = run.context(info["ns"])
+            rc = run.context(info.ns)
             with run_environment(rc.environ):
                 outcome = run_step(rc, run.step(name), attempt)
         if outcome.status == RETRYING:
             countdown = schedule_retry(run, name, attempt, outcome)
-            run.fs.release(info["claim_key"])
+            run.fs.release(info.claim_key)
             raise task.retry(countdown=countdown, max_retries=None)
         after_outcome(task.app, run, name, attempt, outcome)  # its commit gives the claim back
         return outcome.status
     finally:
-        run.fs.release(info["claim_key"])  # when a path above did not
+        run.fs.release(info.claim_key)  # when a path above did not
 
 
 def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
@@ -163,10 +164,10 @@ def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> 
     run, info = begun
     try:
         with run_environment(run.environ):
-            batch.run_chunk(task.app, run, name, attempt, chunk, info["ns"])
+            batch.run_chunk(task.app, run, name, attempt, chunk, info.ns, again=info.started == "1")
         return "chunk done"
     finally:
-        run.fs.release(info["claim_key"])
+        run.fs.release(info.claim_key)
 
 
 def hard_timeout(app: Any, args: list[Any]) -> None:
@@ -176,21 +177,20 @@ def hard_timeout(app: Any, args: list[Any]) -> None:
     limit = run.limits.get(name, config.step_timeout())
     error = StepTimeoutError(f"step '{name}' ran past its limit of {limit:g}s and was killed")
     if len(args) == 4:  # a chunk: its items fail, the batch goes on counting
-        key = run.fs.batch_key(run.run_id, name, int(args[2]))
-        run.fs.break_claim(run.fs.claim_key(run.run_id, f"{name}#{args[2]}#{args[3]}"))
-        plan = json.loads(run.fs.r.hget(key, "plan") or "null")
+        fanout, chunk = int(args[2]), int(args[3])
+        run.fs.break_claim(run.run_id, f"{name}#{fanout}#{chunk}")
+        plan = run.fs.fanout_plan(run.run_id, name, fanout)
         if plan is None:
             return
-        inputs = batch.BatchInputs.model_validate(plan["inputs"])  # type: ignore[attr-defined]
-        size = inputs.chunk_size
-        indexes = range(args[3] * size, min((args[3] + 1) * size, len(inputs.items)))
-        items = {i: {"status": "failed", "error": str(error), "error_type": "StepTimeoutError"}
-                 for i in indexes}
-        batch.count_chunk(app, run, name, int(args[2]), int(args[3]), items, plan, inputs)
+        inputs = BatchInputs.model_validate(plan["inputs"])
+        items: dict[int, dict[str, Any]] = {
+            i: {"status": "failed", "error": str(error), "error_type": "StepTimeoutError"}
+            for i in inputs.chunk_indexes(chunk)}
+        batch.count_chunk(app, run, name, fanout, chunk, items, plan, inputs)
         return
-    run.fs.break_claim(run.fs.claim_key(run.run_id, name))
+    run.fs.break_claim(run.run_id, name)
     attempt = int(run.fs.field(run.run_id, f"attempt:{name}") or 1)
-    outcome = _failed_attempt(run.context({}), run.step(name), attempt, time.time(), error)
+    outcome = fail_attempt(run.context({}), run.step(name), attempt, time.time(), error)
     if outcome.status == RETRYING:
         send_step(app, run, name, countdown=schedule_retry(run, name, attempt, outcome))
     else:

@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ...exceptions import RunNotFound, StateFileError
+from ...settings import get_settings
 from ..document import summary
+from ..lease import Lease, lease_is_live
 from ..mirror import STATE_FILE, Mirror, read_state, write_atomically
-from ..store import Lease, Store, lease_is_live
+from ..store import Store
 
 LEASE_FILE = Path(".ywf") / "lease.json"
 _ID_RE = re.compile(rb'"workflow_id"\s*:\s*"([^"]+)"')
@@ -30,7 +32,7 @@ _ID_RE = re.compile(rb'"workflow_id"\s*:\s*"([^"]+)"')
 
 def default_root() -> Path:
     """Where runs are looked up by id when the URL names no directory."""
-    return Path(os.environ.get("YAML_WORKFLOW_WORKSPACE_ROOT") or "runs")
+    return Path(get_settings().workspace_root)
 
 
 def find_workspaces(root: Path) -> Iterator[Path]:

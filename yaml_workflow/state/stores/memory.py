@@ -8,7 +8,8 @@ from typing import Any
 
 from ...exceptions import RunNotFound
 from ..document import apply, new_document, summary
-from ..store import Lease, Store, lease_is_live
+from ..lease import Lease, lease_is_live
+from ..store import Store
 
 
 class MemoryStore(Store):

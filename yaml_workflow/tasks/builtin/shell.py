@@ -102,6 +102,7 @@ def run_command(
     with _RUNNING_LOCK:
         _RUNNING.add(proc)
     try:
+        ctx.on_process(proc.pid)
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         _kill_group(proc)

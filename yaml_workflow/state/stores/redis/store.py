@@ -1,105 +1,50 @@
 """``redis://`` / ``rediss://``: runs as Redis hashes, the fleet's source of truth.
 
-The key layout and the translation of transitions into commands are in
-:mod:`.redis_layout`.  Here: the connection (password, ACL user and TLS options come in
-the URL, as ``redis.Redis.from_url`` reads them; an unreachable server is
-:class:`StoreUnavailable`, exit code 3, within about five seconds), one MULTI/EXEC round
-trip per transition, and leases (``SET NX PX`` to take a free one, Lua compare-and-set
-to take a stale one, renew or release).  ``$YAML_WORKFLOW_FINISHED_TTL`` (seconds or 7d-style ages; unset:
-keep) lets the keys of a finished run expire.
+The keys are :mod:`.keys`'s, the layout of a document and the operations of each
+transition :mod:`.layout`'s, and every write is one script run (:mod:`.scripts`), so a
+transition is one round trip and all or nothing.  Here: the connection (password, ACL
+user and TLS options come in the URL, as ``redis.Redis.from_url`` reads them; an
+unreachable server is :class:`StoreUnavailable`, exit code 3, within about five
+seconds), and leases (``SET NX PX`` to take a free one, a script to take a stale one,
+renew or release).  ``YAML_WORKFLOW_FINISHED_TTL`` lets the keys of a finished run expire.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlparse, urlunparse
 
-from ...exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
-from ..document import CANCELLED, COMPLETED, FINISHED, RUNNING, SKIPPED, new_document
-from ..store import Lease, Store, lease_is_live
-from .redis_layout import STEPS_DONE, RunKeys, decode, dumps, queue_document, queue_event
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-try:
-    import redis
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-except ImportError:  # pragma: no cover - the fleet extra is not installed
-    redis = None  # type: ignore[assignment]
+from ....exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
+from ....settings import get_settings, mask_url
+from ...document import CANCELLED, COMPLETED, FINISHED, RUNNING, SKIPPED, new_document
+from ...lease import Lease, lease_is_live
+from ...store import Store
+from .keys import Keyspace, RunKeys
+from .layout import Op, decode, document_ops, dumps, event_ops
+from .scripts import Scripts
 
 T = TypeVar("T")
 LEASE_GRACE = 86400.0  # seconds an expired lease stays readable (lease_holder shows it)
 
-_LEASE_SWAP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-_LEASE_RENEW = """
-local held = redis.call('GET', KEYS[1])
-if (not held) or cjson.decode(held)['token'] == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-_LEASE_RELEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and cjson.decode(held)['token'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 def finished_ttl() -> float | None:
-    """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset or empty: keep finished runs)."""
-    raw = os.environ.get("YAML_WORKFLOW_FINISHED_TTL", "").strip()
-    if not raw:
-        return None
-    try:
-        return float(raw)  # plain seconds
-    except ValueError:
-        from ..cleanup import parse_age  # 90s, 30m, 12h, 7d, 2w
-
-        return parse_age(raw)
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlparse(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunparse(parts._replace(netloc=f"{user}{host}"))
-
-
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a Redis SCAN MATCH pattern that matches only itself."""
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
+    """``$YAML_WORKFLOW_FINISHED_TTL`` in seconds (unset: keep finished runs)."""
+    return get_settings().finished_ttl
 
 
 class RedisStore(Store):
     """Runs in Redis hashes; every transition is one MULTI/EXEC round trip."""
 
     def __init__(self, url: str, *, prefix: str | None = None) -> None:
-        if redis is None:
-            raise UsageError("a redis:// state URL needs the redis package",
-                             hint="pip install 'yaml-workflow[fleet]'")
         self.url = url
-        self.prefix = prefix or os.environ.get("YAML_WORKFLOW_KEY_PREFIX") or "ywf"
+        self.keyspace = Keyspace(prefix or get_settings().key_prefix)
+        self.prefix = self.keyspace.prefix
         try:
             # Give up within ~5 s: three connection attempts of 1.5 s at most.
             self._r = redis.Redis.from_url(
@@ -107,19 +52,17 @@ class RedisStore(Store):
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             )
         except ValueError as err:
-            raise UsageError(f"bad state URL '{safe_url(url)}': {err}") from None
-        self._renew = self._r.register_script(_LEASE_RENEW)
-        self._release = self._r.register_script(_LEASE_RELEASE)
-        self._swap = self._r.register_script(_LEASE_SWAP)
+            raise UsageError(f"bad state URL '{mask_url(url)}': {err}") from None
+        self._scripts = Scripts(self._r)
 
     def keys(self, run_id: str) -> RunKeys:
         """The key names of a run."""
-        return RunKeys(self.prefix, run_id)
+        return self.keyspace.run(run_id)
 
     @property
     def index_key(self) -> str:
         """The sorted set of run ids by start time."""
-        return f"{self.prefix}:runs"
+        return self.keyspace.runs_index
 
     def _call(self, action: Callable[[], T]) -> T:
         """Run a Redis call, turning connection trouble into StoreUnavailable."""
@@ -127,11 +70,11 @@ class RedisStore(Store):
             return action()
         except (redis.ConnectionError, redis.TimeoutError) as err:  # AuthenticationError too
             raise StoreUnavailable(
-                f"cannot reach the state store at {safe_url(self.url)}: {err}",
+                f"cannot reach the state store at {mask_url(self.url)}: {err}",
                 hint="check that Redis is running and YAML_WORKFLOW_STATE_URL points at it",
             ) from None
         except redis.ResponseError as err:
-            raise StateError(f"the state store at {safe_url(self.url)} answered: {err}") from None
+            raise StateError(f"the state store at {mask_url(self.url)} answered: {err}") from None
 
     def _transaction(self, queue: Callable[[Any], None]) -> list[Any]:
         def run() -> list[Any]:
@@ -141,40 +84,48 @@ class RedisStore(Store):
 
         return self._call(run)
 
+    def _reads(self, queue: Callable[[Any], None]) -> list[Any]:
+        def run() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            queue(pipe)
+            return list(pipe.execute())
+
+        return self._call(run)
+
     # --- runs ------------------------------------------------------------------------
+
+    def _apply(self, keys: RunKeys, ops: list[Op], *, must_exist: bool) -> bool:
+        """Run operations atomically (one script, one round trip); False when the run
+        had to exist and does not (then nothing was written)."""
+        done = self._call(lambda: self._scripts.apply(keys=[keys.run],
+                                                      args=[json.dumps(ops), "1" if must_exist else "0"]))
+        return bool(done)
 
     def create_run(self, header: dict[str, Any]) -> None:
         doc = new_document(header)
-        self._transaction(lambda p: queue_document(p, self.keys(doc["workflow_id"]), self.prefix,
-                                                    doc, keep_history=False))
+        keys = self.keys(doc["workflow_id"])
+        self._apply(keys, document_ops(keys, self.index_key, doc, keep_history=False), must_exist=False)
 
     def restore_run(self, doc: dict[str, Any]) -> None:
-        """Recreate a whole run from its document in one transaction."""
-        self._transaction(lambda p: queue_document(p, self.keys(doc["workflow_id"]), self.prefix,
-                                                    doc, keep_history=False))
+        """Recreate a whole run from its document in one script."""
+        keys = self.keys(doc["workflow_id"])
+        self._apply(keys, document_ops(keys, self.index_key, doc, keep_history=False), must_exist=False)
 
     def record(self, run_id: str, event: dict[str, Any]) -> None:
         self.record_many(run_id, [event])
 
     def record_many(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        """Record transitions in one MULTI/EXEC round trip."""
+        """Record transitions in one round trip, all or nothing."""
         keys = self.keys(run_id)
-
-        def queue(pipe: Any) -> None:
-            # Checked inside the transaction: no extra round trip for the common case.
-            pipe.exists(keys.run)
-            for event in events:
-                queue_event(pipe, keys, self.prefix, event)
-                if event.get("t") == "status" and event.get("status") not in FINISHED:
-                    # A finished run that runs again (resume) must not expire under it.
-                    for key in keys.data:
-                        pipe.persist(key)
-
-        replies = self._transaction(queue)
-        if not replies[0] and not any(e.get("t") == "run" for e in events):
-            # The writes just created stray keys of an unknown (or expired) run.
-            self._call(lambda: self._r.delete(*keys.data))
-            raise RunNotFound(f"run '{run_id}' is not in {safe_url(self.url)} (prefix {self.prefix})")
+        ops: list[Op] = []
+        for event in events:
+            ops += event_ops(keys, self.index_key, event)
+            if event.get("t") == "status" and event.get("status") not in FINISHED:
+                # A finished run that runs again (resume) must not expire under it.
+                ops += [["PERSIST", key] for key in keys.data]
+        starts = any(e.get("t") == "run" for e in events)
+        if not self._apply(keys, ops, must_exist=not starts):
+            raise RunNotFound(f"run '{run_id}' is not in {mask_url(self.url)} (prefix {self.prefix})")
 
     def load(self, run_id: str) -> dict[str, Any]:
         keys = self.keys(run_id)
@@ -189,7 +140,7 @@ class RedisStore(Store):
         run, steps, outputs, variables, history = self._transaction(queue)
         if not run:
             raise RunNotFound(
-                f"run '{run_id}' is not in {safe_url(self.url)} (prefix {self.prefix})",
+                f"run '{run_id}' is not in {mask_url(self.url)} (prefix {self.prefix})",
                 hint="it may have expired; its workspace's .workflow_metadata.json still holds it",
             )
         return decode(run, steps, outputs, variables, history)
@@ -197,36 +148,64 @@ class RedisStore(Store):
     def exists(self, run_id: str) -> bool:
         return bool(self._call(lambda: self._r.exists(self.keys(run_id).run)))
 
-    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        ids = [str(i) for i in self._call(lambda: self._r.zrevrange(self.index_key, 0, -1))]
+    def list_runs(self, limit: int | None = None, *, offset: int = 0,
+                  match: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Summaries, newest first: ``limit`` rows from ``offset`` among the runs ``match`` keeps.
+
+        The run index is read a window at a time (ZREVRANGE), so a page near the top costs
+        one window, not a summary of every run; ``match`` sees a row's run fields (before
+        the step counts, which are read for kept rows only).
+        """
+        want = offset + limit if limit else None
+        window = 500 if match is not None or want is None else max(50, want + 10)
         rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 500):
-            rows.extend(self._summaries(ids[start:start + 500]))
-            if limit and len(rows) >= limit:
+        start = 0
+        while want is None or len(rows) < want:
+            ids = [str(i) for i in self._call(
+                lambda s=start: self._r.zrevrange(self.index_key, s, s + window - 1))]  # type: ignore[misc]
+            if not ids:
                 break
-        return rows[:limit] if limit else rows
+            found = self._run_fields(ids)
+            start += len(found)  # expired runs left the index: the next window starts sooner
+            kept = [row for row in found if match is None or match(row)]
+            rows.extend(self._with_counts(kept[:want - len(rows)] if want else kept))
+            if len(ids) < window:
+                break
+        return rows[offset:want]
 
-    def _summaries(self, ids: list[str]) -> Iterable[dict[str, Any]]:
-        fields = ("workflow_id", "name", "status", "start_time", "last_updated", "workspace", "current_step")
+    _FIELDS = ("workflow_id", "name", "status", "start_time", "last_updated", "workspace",
+               "current_step", "trigger")
 
+    def _run_fields(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The list fields of runs (one pipelined round trip); expired ones leave the index."""
         def queue(pipe: Any) -> None:
             for run_id in ids:
-                keys = self.keys(run_id)
-                pipe.hmget(keys.run, fields)
-                pipe.eval(STEPS_DONE, 1, keys.steps, dumps(COMPLETED), dumps(SKIPPED))
+                pipe.hmget(self.keys(run_id).run, self._FIELDS)
 
-        replies = self._transaction(queue) if ids else []
-        gone = []
-        for i, run_id in enumerate(ids):
-            values, done = replies[2 * i], replies[2 * i + 1]
+        rows, gone = [], []
+        for run_id, values in zip(ids, self._transaction(queue), strict=True):
             if values[0] is None:
                 gone.append(run_id)  # expired by its TTL: drop it from the index too
                 continue
-            row = dict(zip(fields, values, strict=True))
-            row["steps_done"] = int(done)
-            yield row
+            row = dict(zip(self._FIELDS, values, strict=True))
+            row["trigger"] = json.loads(row["trigger"]) if row["trigger"] else None
+            rows.append(row)
         if gone:
             self._call(lambda: self._r.zrem(self.index_key, *gone))
+        return rows
+
+    def _with_counts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with steps_done, steps_total and hosts, counted server-side."""
+        def queue(pipe: Any) -> None:
+            for row in rows:
+                keys = self.keys(row["workflow_id"])
+                self._scripts.run_counts(keys=[keys.run, keys.steps], args=[dumps(COMPLETED), dumps(SKIPPED)],
+                                         client=pipe)
+
+        for row, (done, total, hosts) in zip(rows, self._reads(queue) if rows else [], strict=True):
+            row.update(steps_done=int(done), steps_total=int(total) or None,
+                       hosts=sorted(json.loads(h) for h in hosts))
+        return rows
 
     def delete_run(self, run_id: str) -> None:
         keys = self.keys(run_id)
@@ -239,17 +218,12 @@ class RedisStore(Store):
 
     # --- what `clean` asks (the fleet keeps its own keys beside the run's) --------------
 
-    def fleet_key(self, run_id: str, name: str) -> str:
-        """A key the fleet keeps for the run: ``P:run:<id>:fleet``, ``:spec``, ``:events``..."""
-        return f"{self.keys(run_id).run}:{name}"
-
     def purge_run(self, run_id: str) -> None:
         """Every key of the run (``P:run:<id>`` and ``P:run:<id>:*``: the store's and the
         fleet's) and its entry in the index.  Glob characters in the id are escaped, so a
         forged id such as ``*`` names no other run's keys."""
-        pattern = glob_escape(self.keys(run_id).run) + ":*"
-        found = self._call(lambda: list(self._r.scan_iter(match=pattern, count=1000)))
         keys = self.keys(run_id)
+        found = self._call(lambda: list(self._r.scan_iter(match=keys.pattern, count=1000)))
 
         def queue(pipe: Any) -> None:
             pipe.delete(*keys.data, keys.lease, *found)
@@ -259,10 +233,11 @@ class RedisStore(Store):
 
     def recorded_workspace(self, run_id: str) -> str | None:
         """The workspace in the run's hash, else in the fleet's compiled spec."""
-        workspace = self._call(lambda: self._r.hget(self.keys(run_id).run, "workspace"))
+        keys = self.keys(run_id)
+        workspace = self._call(lambda: self._r.hget(keys.run, "workspace"))
         if workspace:
             return str(workspace)
-        spec = self._call(lambda: self._r.get(self.fleet_key(run_id, "spec")))
+        spec = self._call(lambda: self._r.get(keys.spec))
         try:
             found = json.loads(spec).get("workspace") if spec else None
         except (ValueError, AttributeError):
@@ -275,12 +250,13 @@ class RedisStore(Store):
         reason = super().still_running(run_id)
         if reason:
             return reason
+        keys = self.keys(run_id)
 
         def queue(pipe: Any) -> None:
-            pipe.hget(self.fleet_key(run_id, "fleet"), "status")
-            pipe.hget(self.keys(run_id).run, "status")
+            pipe.hget(keys.fleet, "status")
+            pipe.hget(keys.run, "status")
 
-        fleet_status, run_status = self._transaction(queue)
+        fleet_status, run_status = self._reads(queue)
         if fleet_status == RUNNING and run_status != CANCELLED:
             return "still running on the fleet (cancel it first)"
         return None
@@ -330,18 +306,18 @@ class RedisStore(Store):
             if holder.token != lease.token and lease_is_live(holder):
                 return holder
             # Expired, ours, or a dead process on this host: take it if nobody changed it.
-            if self._call(lambda: self._swap(keys=[key], args=[raw, value, ttl_ms])):  # noqa: B023
+            if self._call(lambda: self._scripts.lease_swap(keys=[key], args=[raw, value, ttl_ms])):  # noqa: B023
                 return None
         raise StateError(f"could not take the lease of run '{run_id}': it keeps changing hands")
 
     def renew_lease(self, run_id: str, lease: Lease) -> bool:
         value, ttl_ms = self._lease_args(lease)
         key = self.keys(run_id).lease
-        return bool(self._call(lambda: self._renew(keys=[key], args=[lease.token, value, ttl_ms])))
+        return bool(self._call(lambda: self._scripts.lease_renew(keys=[key], args=[lease.token, value, ttl_ms])))
 
     def release_lease(self, run_id: str, token: str) -> None:
         key = self.keys(run_id).lease
-        self._call(lambda: self._release(keys=[key], args=[token]))
+        self._call(lambda: self._scripts.lease_release(keys=[key], args=[token]))
 
     def lease_holder(self, run_id: str) -> Lease | None:
         raw = self._call(lambda: self._r.get(self.keys(run_id).lease))

@@ -1,0 +1,51 @@
+"""The public Python API: what the CLI, the dashboard (`serve`) and the MCP server call.
+
+    from yaml_workflow import client
+
+    result = client.run("wf.yaml", {"name": "Alice"})           # here, until it ends
+    submitted = client.submit("wf.yaml", {"name": "Alice"})     # on the fleet
+    outcome = client.wait_for(submitted.run_id, timeout=600)
+    client.status(submitted.run_id).steps
+
+Every function returns a typed result (pydantic models in :mod:`.models`) and raises
+the project's exceptions (:mod:`yaml_workflow.exceptions`), each carrying its exit code.
+"""
+
+from __future__ import annotations
+
+from .actions import cancel, resume_detached, retry, skip
+from .files import files, read_file
+from .inspect import locate, logs, outputs, runs, secret_names, status
+from .models import (
+    ActionResult,
+    FileContent,
+    LogEntry,
+    RunList,
+    RunResult,
+    RunStatus,
+    RunSummary,
+    StepOutput,
+    StepState,
+    SubmitResult,
+    ValidationIssue,
+    ValidationReport,
+    WorkflowFile,
+    WorkspaceFile,
+)
+from .start import check_timeout, load, resume, run, submit, validate, wait_for
+from .workflows import find_workflow_files, list_workflows
+
+__all__ = [
+    # starting runs
+    "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout",
+    # workflow files
+    "list_workflows", "find_workflow_files",
+    # reading runs
+    "status", "runs", "logs", "outputs", "files", "read_file", "locate", "secret_names",
+    # acting on runs
+    "cancel", "retry", "skip", "resume_detached",
+    # results
+    "ActionResult", "FileContent", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
+    "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkflowFile",
+    "WorkspaceFile",
+]

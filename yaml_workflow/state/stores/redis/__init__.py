@@ -1,0 +1,13 @@
+"""Redis: the store of runs (:class:`RedisStore`) and the fleet's own keys (:class:`FleetState`).
+
+They belong together: a step's records and its done marker are written by one script.
+:mod:`.keys` names every key, :mod:`.scripts` loads every Lua script (``lua/``), and no
+module outside this package builds a key or calls the raw client.
+"""
+
+from __future__ import annotations
+
+from .fleet import Begun, Committed, FleetState, Holder
+from .store import RedisStore
+
+__all__ = ["Begun", "Committed", "FleetState", "Holder", "RedisStore"]

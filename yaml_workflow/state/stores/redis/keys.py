@@ -1,0 +1,95 @@
+"""Every Redis key of the project, named in one place.
+
+``P`` is the key prefix (``YAML_WORKFLOW_KEY_PREFIX``, default ``ywf``)::
+
+    P:runs                      sorted set  run ids by start time (``runs``, ``clean``)
+    P:run:<id>                  hash   run fields: name, status, params, workflow, plan...
+                                       plus ``fingerprint:<step>``, ``retry:<step>``, ``flag:<name>``
+    P:run:<id>:steps            hash   ``<step>.<field>`` -> JSON (the step's status record)
+    P:run:<id>:outputs          hash   step -> result JSON
+    P:run:<id>:vars             hash   variable -> JSON
+    P:run:<id>:history          list   history entries (JSON)
+    P:run:<id>:lease            string the lease of a local run (JSON), kept past expiry
+    P:run:<id>:fleet            hash   the fleet's bookkeeping: status, remaining, gen, and per
+                                       step done:, join:, next:, skip:, sent:, attempt:,
+                                       not_before:, started:, fanout:, claim: (its holder)
+    P:run:<id>:spec             string the compiled run (workflow, plan, args, env...)
+    P:run:<id>:ns               hash   step -> its ``steps.X`` namespace entry (JSON)
+    P:run:<id>:events           stream one entry per finished step, progress, and the end
+    P:run:<id>:claim:<step>     string the live claim of a running step (token, TTL)
+    P:run:<id>:batch:<step>:<n> hash   fan-out n of a batch step: plan, item:<i>, chunkdone:<c>
+    P:run:<id>:resume           string the lock of a `submit --resume` in progress
+    P:fleet:vt                  hash   worker node name -> its broker visibility timeout
+
+Nothing else builds a key string: callers ask :class:`Keyspace` and :class:`RunKeys`.
+"""
+
+from __future__ import annotations
+
+import re
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a Redis SCAN MATCH pattern that matches only itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+class RunKeys:
+    """The keys of one run."""
+
+    def __init__(self, prefix: str, run_id: str) -> None:
+        self.base = f"{prefix}:run:{run_id}"
+        self.run = self.base
+        self.steps = f"{self.base}:steps"
+        self.outputs = f"{self.base}:outputs"
+        self.vars = f"{self.base}:vars"
+        self.history = f"{self.base}:history"
+        self.lease = f"{self.base}:lease"
+        self.fleet = f"{self.base}:fleet"
+        self.spec = f"{self.base}:spec"
+        self.ns = f"{self.base}:ns"
+        self.events = f"{self.base}:events"
+        self.resume = f"{self.base}:resume"
+
+    @property
+    def data(self) -> tuple[str, ...]:
+        """Every key holding the run's state (not its lease, not the fleet's own)."""
+        return (self.run, self.steps, self.outputs, self.vars, self.history)
+
+    @property
+    def fleet_data(self) -> tuple[str, ...]:
+        """The fleet's keys of the run that expire with it once it finished."""
+        return (self.fleet, self.spec, self.ns, self.events)
+
+    def claim(self, name: str) -> str:
+        """The claim of one step (or ``step#fanout#chunk``)."""
+        return f"{self.base}:claim:{name}"
+
+    def batch(self, step: str, fanout: int) -> str:
+        """The hash of one fan-out of a batch step."""
+        return f"{self.base}:batch:{step}:{fanout}"
+
+    def progress_gate(self, step: str, fanout: int) -> str:
+        """The key that lets one chunk of a fan-out record progress per interval."""
+        return f"{self.batch(step, fanout)}:progress-gate"
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of the run (``clean`` only).  Glob characters
+        in the id are escaped: a forged id such as ``*`` matches no other run's keys."""
+        return f"{glob_escape(self.base)}:*"
+
+
+class Keyspace:
+    """The keys of one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.runs_index = f"{prefix}:runs"
+        self.workers = f"{prefix}:fleet:vt"
+
+    def run(self, run_id: str) -> RunKeys:
+        """The keys of run ``run_id``."""
+        return RunKeys(self.prefix, run_id)
