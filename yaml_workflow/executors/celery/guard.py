@@ -130,8 +130,14 @@ class Guard:
             self._unreachable(entries)
             return
         now = time.monotonic()
+        ttl = get_settings().claim_ttl
         for guarded, ok in zip(entries, renewed, strict=True):
-            if not ok:  # lost, or expired while Redis was away: ours again only if free
+            if not ok and guarded.frozen_at is None and now - guarded.last_ok < ttl:
+                # Renewed a beat ago and gone now: its step gave it back (the message
+                # saying so is on its way), not lost.
+                self._forget(guarded)
+                continue
+            if not ok:  # expired while Redis was away: ours again only if nobody took it
                 ok = self._retake(guarded)
             if ok:
                 guarded.last_ok = now

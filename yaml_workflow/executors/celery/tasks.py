@@ -129,6 +129,7 @@ def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, Be
     except RunNotFound:
         return "run gone"
     refs = run.refs.get(name)
+    run.fs.worker = task.request.hostname or run.fs.worker
     info = run.fs.begin(run_id, claim, uuid.uuid4().hex, ["*"] if refs is None else refs)
     if info.status != "running":
         return f"run {info.status}"

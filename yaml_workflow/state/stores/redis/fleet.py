@@ -151,6 +151,7 @@ class FleetState:
         self._r = client_for(url)
         self._scripts = Scripts(self._r)
         self._held: dict[str, HeldClaim] = {}
+        self.worker = ""  # the Celery node name claims are recorded under (a worker sets it)
         self.keeper: ClaimKeeper = _KEEPER["default"]
         _INSTANCES.add(self)
 
@@ -226,11 +227,11 @@ class FleetState:
 
     # --- one step ----------------------------------------------------------------------
 
-    def _holder(self) -> str:
+    def _holder(self, worker: str | None = None) -> str:
         from ....state.document import HOST
 
-        return json.dumps({"worker": get_settings().worker_name or HOST, "pid": os.getpid(),
-                           "renewed": time.time()})
+        return json.dumps({"worker": worker or self.worker or get_settings().worker_name or HOST,
+                           "pid": os.getpid(), "renewed": time.time()})
 
     def begin(self, run_id: str, step: str, token: str, ns_fields: list[str]) -> Begun:
         """Status, done marker and claim of a step, with its attempt and inputs, at once."""
@@ -316,24 +317,25 @@ class FleetState:
         try:
             release = Scripts(client).release
             for held in list(self._held.values()):
+                self.keeper.drop(held.key)
                 release(keys=[held.key, self.run_keys(held.run_id).fleet], args=[held.token, held.step])
         finally:
             client.close()
 
-    def renew_many(self, claims: list[HeldClaim], holder: str | None = None) -> list[bool]:
+    def renew_many(self, claims: list[HeldClaim], worker: str | None = None) -> list[bool]:
         """Extend claims (one pipelined round trip); for each, False when it was lost."""
-        holder = holder or self._holder()
+        holder = self._holder(worker)
         pipe = self._r.pipeline(transaction=False)
         for claim in claims:
             self._scripts.renew(keys=[claim.key, self.run_keys(claim.run_id).fleet],
                                 args=[claim.token, claim_lifetime_ms(), claim.step, holder], client=pipe)
         return [bool(ok) for ok in pipe.execute()] if claims else []
 
-    def retake(self, claim: HeldClaim, holder: str | None = None) -> bool:
+    def retake(self, claim: HeldClaim, worker: str | None = None) -> bool:
         """Take a claim back after Redis was away, unless the step went on without us."""
         return bool(self._scripts.retake(keys=[claim.key, self.run_keys(claim.run_id).fleet],
                                          args=[claim.token, claim_lifetime_ms(), claim.step,
-                                               holder or self._holder(), str(claim.attempt)]))
+                                               self._holder(worker), str(claim.attempt)]))
 
     def break_claim(self, run_id: str, step: str) -> None:
         """Drop a claim whose holder is known dead (the hard time limit killed it)."""

@@ -7,10 +7,10 @@ local step = ARGV[1]
 if st ~= 'running' then return {st} end
 local done = redis.call('HGET', KEYS[1], 'done:' .. step) or ''
 if done == '' and redis.call('EXISTS', KEYS[3]) == 0
-    and redis.call('HEXISTS', KEYS[1], 'started:' .. step) == 1 then
-  -- The step began before and nobody holds it: its holder may have lost it to a Redis
-  -- outage only.  Until Redis has been up for one claim ttl, holders re-take their
-  -- claims and nothing else may take one.
+    and redis.call('HEXISTS', KEYS[1], 'claim:' .. step) == 1 then
+  -- The step's claim expired instead of being given back (its holder field is still
+  -- here): the holder may have lost it to a Redis outage only.  Until Redis has been up
+  -- for one claim ttl, holders re-take their claims and nothing else may take one.
   local info = redis.call('INFO', 'server')
   local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
   if up < tonumber(ARGV[5]) then return {st, done, 0, (tonumber(ARGV[5]) - up) * 1000} end
