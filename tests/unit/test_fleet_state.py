@@ -2,8 +2,9 @@
 
 The same scripts the fleet runs on a real server (``state/stores/redis/lua``) run here in
 lupa: begin and claims, commits that count join counters, duplicate deliveries, expired
-claims, cancel, the batch counters, resume, and the scripts' loading by SHA.  Time is
-moved by hand (``clock.advance``), never waited for.  What is about processes, networks
+claims and claims re-taken after a restart, cancel, the batch counters, resume, and the
+scripts' loading by SHA.  Time is moved by hand (``clock.advance``), never waited for;
+tests/support/fake_redis.py gives fakeredis the INFO uptime the ``begin`` script reads.  What is about processes, networks
 and persistence stays in tests/integration (real redis-server, real workers).
 """
 
@@ -17,14 +18,15 @@ from typing import Any
 import fakeredis
 import pytest
 
+from tests.support.fake_redis import fake_server, restart
 from yaml_workflow.state.document import now_iso, status_event, step_event
 from yaml_workflow.state.stores.redis import Begun, FleetState, Holder, RedisStore
+from yaml_workflow.state.stores.redis.fleet import claim_lifetime_ms, claim_ttl
 from yaml_workflow.state.stores.redis.scripts import NAMES, Scripts, source
 
 URL = "redis://fakeredis/0"
 PREFIX = "ywff"
 RUN = "run1"
-TTL = 30.0  # the default claim TTL (Settings.claim_ttl)
 
 
 class Clock:
@@ -50,9 +52,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture()
-def server() -> fakeredis.FakeServer:
-    """One fake Redis server: each client below is another connection to it."""
-    return fakeredis.FakeServer()
+def server(clock: Clock) -> fakeredis.FakeServer:
+    """One fake Redis server, up for a day: each client below is another connection to it."""
+    return fake_server()
 
 
 @pytest.fixture()
@@ -146,7 +148,7 @@ def test_a_second_delivery_finds_the_claim_held_and_waits_for_it(store: RedisSto
     got = begin(second, "a", "t2")
     # then it does not run the step; it is told how long the claim has left
     assert got.status == "running" and not got.claimed
-    assert 0 < got.claim_wait <= TTL
+    assert 0 < got.claim_wait <= claim_lifetime_ms() / 1000
     first.release(first.claim_key(RUN, "a"))
     assert begin(second, "a", "t2").claimed  # given back: the next delivery takes it
     second.release(second.claim_key(RUN, "a"))
@@ -157,22 +159,59 @@ def test_an_expired_claim_is_taken_by_the_next_delivery_and_its_holder_is_fenced
     dead, alive = worker(), worker()
     start_run(store, dead, ["a"])
     assert begin(dead, "a", "t-dead").claimed
-    # when the holder stops renewing for one claim TTL
-    clock.advance(TTL + 1)
+    [held] = dead.held()
+    # when the holder stops renewing and the claim key runs out
+    clock.advance(claim_lifetime_ms() / 1000 + 1)
     assert dead.live_claims(RUN) == []
     holder, live = dead.holders(RUN)["a"]
-    assert not live and holder.renewed < time.time() - TTL  # shown as stalled
+    assert not live and holder.renewed < time.time() - claim_ttl()  # shown as stalled
     # then a redelivery takes the step, and knows the first attempt had started
     got = begin(alive, "a", "t-alive")
     assert got.claimed and got.started == "1"
-    # and the first holder can neither renew nor give back the new claim
-    claim = dead.claim_key(RUN, "a")
-    assert dead.renew(claim) is False
-    dead.release(claim)
+    # and the first holder can neither renew, take back nor give back the new claim
+    assert dead.renew_many([held]) == [False]
+    assert dead.retake(held) is False
+    assert dead.release_claim(held) is False
     assert alive.live_claims(RUN) == ["a"]
-    assert alive.renew(claim) is True
-    alive.release(claim)
-    assert alive.live_claims(RUN) == []
+    assert alive.renew_many(alive.held()) == [True]
+
+
+def test_after_a_restart_a_vanished_claim_is_its_holder_s_to_retake_for_one_ttl(
+        store: RedisStore, worker: Workers, server: Any, clock: Clock) -> None:
+    # given a step running under a claim, and Redis restarted without the claim key
+    holder, other = worker(), worker()
+    start_run(store, holder, ["a"])
+    assert begin(holder, "a", "t1").claimed
+    [held] = holder.held()
+    fakeredis.FakeRedis(server=server).delete(held.key)
+    restart(server)
+    # when another delivery of the step begins within one claim TTL of the restart
+    refused = begin(other, "a", "t2")
+    # then it does not take the step: it is told to come back when the TTL has passed
+    assert not refused.claimed and refused.claim_wait == pytest.approx(claim_ttl(), abs=1)
+    # and the holder takes its claim back, unless the step went on without it
+    assert holder.retake(held) is True
+    assert not begin(other, "a", "t2").claimed
+    assert holder.renew_many([held]) == [True]
+
+
+def test_a_claim_is_not_retaken_once_the_step_went_on(store: RedisStore, worker: Workers, server: Any,
+                                                       clock: Clock) -> None:
+    holder, other = worker(), worker()
+    start_run(store, holder, ["a", "b"])
+    raw = fakeredis.FakeRedis(server=server)
+    assert begin(holder, "a", "t1").claimed
+    [held] = holder.held()
+    # another attempt was scheduled meanwhile: the old holder's attempt is over
+    raw.delete(held.key)
+    holder.set_fields(RUN, **{"attempt:a": 2})
+    assert holder.retake(held) is False
+    # the step was recorded done by another delivery: nothing to take back
+    holder.set_fields(RUN, **{"attempt:a": 1})
+    clock.advance(claim_ttl() + 1)
+    assert begin(other, "a", "t2").claimed
+    finish(other, "a", [("b", 1)])
+    assert holder.retake(held) is False and other.live_claims(RUN) == []
 
 
 def test_break_claim_frees_a_step_whose_holder_is_known_dead(store: RedisStore, worker: Workers) -> None:
@@ -370,15 +409,6 @@ def test_delete_run_forgets_the_fleet_keys_and_keeps_the_store_s(store: RedisSto
     keys = fs.run_keys(RUN)
     left = sorted(k.decode() for k in raw.keys(f"{keys.base}*"))
     assert set(left) <= set(keys.data) and keys.run in left
-
-
-def test_workers_publish_their_visibility_timeout(fs: FleetState) -> None:
-    assert fs.visibility_timeout() is None
-    fs.publish_visibility("w1@h", 3600)
-    fs.publish_visibility("w2@h", 600)
-    assert fs.visibility_timeout() == 600
-    fs.forget_worker("w2@h")
-    assert fs.visibility_timeout() == 3600
 
 
 # --- the store's retention ----------------------------------------------------------
