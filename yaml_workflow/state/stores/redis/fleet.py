@@ -144,11 +144,12 @@ class ClaimKeeper:
 class FleetState:
     """The fleet keys of one Redis database (one per URL and prefix)."""
 
-    def __init__(self, url: str, prefix: str | None = None) -> None:
+    def __init__(self, url: str, prefix: str | None = None, *, client: Any = None) -> None:
+        # ``client``: a connection to use instead of the pool of ``url`` (a test's fakeredis).
         self.url = url
         self.keys = Keyspace(prefix or get_settings().key_prefix)
         self.prefix = self.keys.prefix
-        self._r = client_for(url)
+        self._r = client if client is not None else client_for(url)
         self._scripts = Scripts(self._r)
         self._held: dict[str, HeldClaim] = {}
         self.worker = ""  # the Celery node name claims are recorded under (a worker sets it)
