@@ -1,4 +1,5 @@
-"""One contract, every Store: memory://, file:// and redis:// (a real redis-server).
+"""One contract, every Store: memory://, file:// and redis:// (on fakeredis with Lua, and on
+a real redis-server).
 
 Each test is written once against the Store interface; the expected document is always
 ``document.replay`` of the same transitions, the single definition of what they do.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -36,17 +38,20 @@ from yaml_workflow.state.stores.json_file import JsonFileStore
 from yaml_workflow.state.stores.memory import MemoryStore
 from yaml_workflow.state.stores.redis import RedisStore
 
-KINDS = ["memory", "file", pytest.param("redis", marks=pytest.mark.redis)]
+KINDS = ["memory", "file", "fakeredis", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh, empty store of each kind (Redis: the session server, a prefix of our own)."""
+    """A fresh, empty store of each kind (Redis: the session server, a prefix of our own;
+    fakeredis: a server of its own, the same Lua scripts run by lupa)."""
     made: Store
     if request.param == "memory":
         made = MemoryStore()
     elif request.param == "file":
         made = JsonFileStore("file://", root=tmp_path)
+    elif request.param == "fakeredis":
+        made = RedisStore("redis://fakeredis/0", prefix="ywfc", client=fakeredis.FakeRedis(decode_responses=True))
     else:
         server = request.getfixturevalue("redis_server")
         made = RedisStore(server.url, prefix=f"ywfc{uuid.uuid4().hex[:10]}")
@@ -193,15 +198,18 @@ class TestStoreContract:
         assert recorded is not None and Path(recorded).name == "drop"
         assert store.recorded_workspace("nowhere") is None
         assert store.still_running("drop") is None
-        client = redis.Redis.from_url(store.url, decode_responses=True) if isinstance(store, RedisStore) else None
+        # (the fleet's keys are written with a client of our own: the real server only)
+        real_redis = isinstance(store, RedisStore) and "fakeredis" not in store.url
+        client = redis.Redis.from_url(store.url, decode_responses=True) if real_redis else None
         if isinstance(store, RedisStore) and client is not None:  # the fleet's keys live beside the run's
             for run_id in ("drop", "dro"):
                 client.set(store.keys(run_id).spec, "{}")
         store.purge_run("drop")
         assert not store.exists("drop") and store.recorded_workspace("drop") is None
-        if isinstance(store, RedisStore) and client is not None:
+        if isinstance(store, RedisStore):
             store.purge_run("*")  # a glob matches nothing but itself
             store.purge_run("dro?")
+        if isinstance(store, RedisStore) and client is not None:
             assert client.get(store.keys("drop").spec) is None
             assert client.get(store.keys("dro").spec) == "{}"
             client.close()

@@ -19,7 +19,6 @@
     P:run:<id>:claim:<step>     string the live claim of a running step (token, TTL)
     P:run:<id>:batch:<step>:<n> hash   fan-out n of a batch step: plan, item:<i>, chunkdone:<c>
     P:run:<id>:resume           string the lock of a `submit --resume` in progress
-    P:fleet:vt                  hash   worker node name -> its broker visibility timeout
 
 Nothing else builds a key string: callers ask :class:`Keyspace` and :class:`RunKeys`.
 """
@@ -88,7 +87,6 @@ class Keyspace:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.runs_index = f"{prefix}:runs"
-        self.workers = f"{prefix}:fleet:vt"
 
     def run(self, run_id: str) -> RunKeys:
         """The keys of run ``run_id``."""
