@@ -524,3 +524,22 @@ def test_systemd_analyze_finds_no_syntax_error(path: Path, tmp_path: Path) -> No
         line for line in (out.stdout + out.stderr).splitlines() if line.startswith(f"{copy}:")
     ]
     assert syntax == []
+
+
+DEAD_WORKER_BOUND = 60.0  # seconds: a dead worker's steps run again elsewhere within this
+
+
+@pytest.mark.parametrize("values", [
+    lambda: _env_file(ROOT / "deploy" / "env.example"),
+    lambda: _k8s("ConfigMap", "yaml-workflow-config")["data"],
+    lambda: _env_file(SYSTEMD / "yaml-workflow.env.example"),
+], ids=["compose", "kubernetes", "systemd"])
+def test_every_deployment_carries_the_dead_worker_settings_within_the_bound(values: Any) -> None:
+    # The worst case after a worker dies: its unacked message comes back after the
+    # visibility timeout plus one restore check; its step's claim is gone 4/3 of a claim
+    # TTL after the last renewal; the waiting delivery looks again within 5 s.
+    env = values()
+    vt = float(env["YAML_WORKFLOW_VISIBILITY_TIMEOUT"])
+    restore = float(env["YAML_WORKFLOW_RESTORE_INTERVAL"])
+    ttl = float(env["YAML_WORKFLOW_CLAIM_TTL"])
+    assert max(vt + restore, ttl * 4 / 3) + 5 <= DEAD_WORKER_BOUND, (vt, restore, ttl)

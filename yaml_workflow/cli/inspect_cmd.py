@@ -99,26 +99,37 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     return found.model_dump(mode="json")
 
 
+def _notice(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
 def handle_status(args: argparse.Namespace) -> int:
     """Print a run's state; exit 0 when found (2 when not, via RunNotFound)."""
-    if args.watch and args.format == "text" and sys.stdout.isatty():
+    if not args.watch:
+        _print(_status(args), args.format)
+        return EXIT_OK
+    # --watch rides out a Redis outage: one line when it is lost, one when it is back.
+    snapshots = (s.model_dump(mode="json") for s in
+                 client.watch(args.run, base_dir=_base(args), interval=WATCH_INTERVAL, on_notice=_notice))
+    if args.format == "text" and sys.stdout.isatty():
         from .watch import watch
 
         # On a terminal: live bars; elsewhere the text below is printed again each second.
-        watch(lambda: _status(args), interval=WATCH_INTERVAL)
+        watch(lambda: next(snapshots), interval=0)
         return EXIT_OK
-    while True:
-        info = _status(args)
-        if args.format == "text":
-            print_status(info)
-        else:
-            sys.stdout.write(dump(info, args.format))
-        if not args.watch or info["status"] not in ("running",):
-            return EXIT_OK
-        sys.stdout.flush()
-        time.sleep(WATCH_INTERVAL)
-        if args.format == "text":
+    for number, info in enumerate(snapshots):
+        if number and args.format == "text":
             print()
+        _print(info, args.format)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def _print(info: dict[str, Any], fmt: str) -> None:
+    if fmt == "text":
+        print_status(info)
+    else:
+        sys.stdout.write(dump(info, fmt))
 
 
 def handle_runs(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .actions import cancel, resume_detached, retry, skip
 from .files import files, read_file
-from .inspect import locate, logs, outputs, runs, secret_names, status
+from .inspect import locate, logs, outputs, runs, secret_names, status, watch
 from .models import (
     ActionResult,
     FileContent,
@@ -41,7 +41,7 @@ __all__ = [
     # workflow files
     "list_workflows", "find_workflow_files",
     # reading runs
-    "status", "runs", "logs", "outputs", "files", "read_file", "locate", "secret_names",
+    "status", "watch", "runs", "logs", "outputs", "files", "read_file", "locate", "secret_names",
     # acting on runs
     "cancel", "retry", "skip", "resume_detached",
     # results

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import UsageError
+from ..exceptions import StoreUnavailable, UsageError
+from ..settings import get_settings
 from ..state.document import parse_iso
 from ..state.locate import LocatedRun, list_runs, locate_run
 from ..state.progress import run_progress
@@ -116,6 +118,45 @@ def _summary(row: dict[str, Any], now: float) -> RunSummary:
         steps_done=row.get("steps_done"), steps_total=row.get("steps_total"),
         hosts=row.get("hosts") or [], duration=_duration(row, now),
         store=row.get("store", "workspace"), trigger=row.get("trigger"))
+
+
+def watch(run: str, *, base_dir: str | Path | None = None, interval: float = 1.0,
+          on_notice: Callable[[str], None] | None = None) -> Iterator[RunStatus]:
+    """A run's state every ``interval`` seconds until it is no longer running.
+
+    A Redis that goes away is ridden out: ``on_notice`` hears once that it was lost and
+    once that it is back; meanwhile the run's workspace is shown if one holds it.  Past
+    ``YAML_WORKFLOW_RECONNECT_TIMEOUT`` it raises StoreUnavailable with what it last knew.
+    """
+    notice = on_notice or (lambda text: None)
+    lost_at: float | None = None
+    last: RunStatus | None = None
+    limit = get_settings().reconnect_timeout
+    while True:
+        current: RunStatus | None = None
+        problem: str | None = None
+        try:
+            current = status(run, base_dir=base_dir)
+            problem = current.warning
+        except StoreUnavailable as err:
+            problem = err.message
+        if problem:
+            if lost_at is None:
+                lost_at = time.monotonic()
+                notice(f"lost Redis ({problem}); reconnecting for up to {limit:g}s")
+            elif time.monotonic() - lost_at >= limit:
+                known = f"{last.status}, {last.steps_done}/{last.steps_total} steps" if last else "nothing yet"
+                raise StoreUnavailable(f"Redis unreachable for {limit:g} s; last recorded: {known}",
+                                       hint=f"look again with `yaml-workflow status {run}`")
+        elif lost_at is not None:
+            notice(f"reconnected to Redis after {time.monotonic() - lost_at:.0f}s")
+            lost_at = None
+        if current is not None:
+            last = current
+            yield current
+            if current.status != "running" and not problem:
+                return
+        time.sleep(interval)
 
 
 def runs(*, base_dir: str | Path | None = None, limit: int | None = 50, offset: int = 0,
