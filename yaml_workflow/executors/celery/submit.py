@@ -66,10 +66,11 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     header = run_header(workflow, run_id=run_id, workspace=workspace, run_number=number, params=args,
                         plan=plan, mode="fleet",
                         options={"flow": request.flow, "start_from": request.start_from,
-                                 "skip_steps": list(request.skip_steps), "queue": queue})
+                                 "skip_steps": list(request.skip_steps), "queue": queue},
+                        trigger=request.trigger)
     spec = {"v": 1, "workflow": header["workflow"], "plan": header["plan"], **compiled, "args": args,
             "env": env, "workspace": str(workspace), "run_number": number, "timestamp": now_iso(),
-            "queue": queue}
+            "queue": queue, "trigger": header["trigger"]}
     store = open_store(state)
     recorder = RunRecorder(store, run_id, workspace)
     recorder.start(masker.value(header))
