@@ -8,6 +8,7 @@ module outside this package builds a key or calls the raw client.
 from __future__ import annotations
 
 from .fleet import Begun, Committed, FleetState, Holder
+from .idempotency import Binding, IdempotencyKeys
 from .store import RedisStore
 
-__all__ = ["Begun", "Committed", "FleetState", "Holder", "RedisStore"]
+__all__ = ["Begun", "Binding", "Committed", "FleetState", "Holder", "IdempotencyKeys", "RedisStore"]

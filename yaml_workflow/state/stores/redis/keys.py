@@ -20,6 +20,7 @@
     P:run:<id>:batch:<step>:<n> hash   fan-out n of a batch step: plan, item:<i>, chunkdone:<c>
     P:run:<id>:resume           string the lock of a `submit --resume` in progress
     P:fleet:vt                  hash   worker node name -> its broker visibility timeout
+    P:idem:<key>                string the run an idempotency key is bound to (JSON, TTL)
 
 Nothing else builds a key string: callers ask :class:`Keyspace` and :class:`RunKeys`.
 """
@@ -83,3 +84,7 @@ class Keyspace:
     def run(self, run_id: str) -> RunKeys:
         """The keys of run ``run_id``."""
         return RunKeys(self.prefix, run_id)
+
+    def idempotency(self, key: str) -> str:
+        """The binding of an idempotency key (``submit --idempotency-key``, schedules' ticks)."""
+        return f"{self.prefix}:idem:{key}"
