@@ -13,6 +13,7 @@ the project's exceptions (:mod:`yaml_workflow.exceptions`), each carrying its ex
 
 from __future__ import annotations
 
+from ..engine.lifecycle import make_trigger
 from .actions import cancel, resume_detached, retry, skip
 from .files import files, read_file
 from .inspect import locate, logs, outputs, runs, secret_names, status
@@ -37,7 +38,7 @@ from .workflows import find_workflow_files, list_workflows
 
 __all__ = [
     # starting runs
-    "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout",
+    "run", "submit", "resume", "wait_for", "validate", "load", "check_timeout", "make_trigger",
     # workflow files
     "list_workflows", "find_workflow_files",
     # reading runs

@@ -45,12 +45,16 @@ def _request(workflow: WorkflowArg | None, params: Mapping[str, Any] | None, **o
 def run(workflow: WorkflowArg, params: Mapping[str, Any] | None = None, *,
         base_dir: str | Path | None = None, workspace: str | Path | None = None,
         flow: str | None = None, start_from: str | None = None,
-        skip_steps: list[str] | None = None, observer: Observer | None = None) -> RunResult:
-    """Run a workflow in this process until it ends; its result (status, outputs, error)."""
+        skip_steps: list[str] | None = None, observer: Observer | None = None,
+        trigger: dict[str, Any] | None = None) -> RunResult:
+    """Run a workflow in this process until it ends; its result (status, outputs, error).
+    ``trigger``: what started the run, as recorded (default: by hand)."""
     from ..executors.local_run import start_run
 
-    return start_run(_request(workflow, params, base_dir=base_dir, workspace=workspace, flow=flow,
-                              start_from=start_from, skip_steps=skip_steps, observer=observer))
+    request = _request(workflow, params, base_dir=base_dir, workspace=workspace, flow=flow,
+                       start_from=start_from, skip_steps=skip_steps, observer=observer)
+    request.trigger = trigger
+    return start_run(request)
 
 
 def submit(workflow: WorkflowArg, params: Mapping[str, Any] | None = None, *,

@@ -350,3 +350,29 @@ def _check_cycles(workflow: Workflow, file: str | None, lines: dict[str, int | N
     for name in deps:
         if state.get(name) is None:
             visit(name, [name])
+
+
+def workflow_files(path: str | Path) -> list[Path]:
+    """The files a workflow is read from: itself and its imports, transitively (absolute).
+
+    Best effort: a file that does not parse or an import that does not exist ends the
+    walk there (`run --watch` still watches what it found, and loading reports the error).
+    """
+    found: list[Path] = []
+
+    def visit(file: Path) -> None:
+        if file in found:
+            return
+        found.append(file)
+        try:
+            doc = read_document(file)
+        except SpecError:
+            return
+        imports = doc.get("imports") or []
+        for entry in [imports] if isinstance(imports, str) else imports if isinstance(imports, list) else []:
+            target = (file.parent / str(entry)).resolve()
+            if target.is_file():
+                visit(target)
+
+    visit(Path(path).resolve())
+    return found
