@@ -20,11 +20,13 @@ from .inspect import locate, logs, outputs, runs, secret_names, status
 from .models import (
     ActionResult,
     FileContent,
+    FireResult,
     LogEntry,
     RunList,
     RunResult,
     RunStatus,
     RunSummary,
+    ScheduleInfo,
     StepOutput,
     StepState,
     SubmitResult,
@@ -32,6 +34,14 @@ from .models import (
     ValidationReport,
     WorkflowFile,
     WorkspaceFile,
+)
+from .schedules import (
+    add_schedule,
+    pause_schedule,
+    remove_schedule,
+    resume_schedule,
+    run_now,
+    schedules,
 )
 from .start import check_timeout, load, resume, run, submit, validate, wait_for
 from .workflows import find_workflow_files, list_workflows
@@ -45,8 +55,10 @@ __all__ = [
     "status", "runs", "logs", "outputs", "files", "read_file", "locate", "secret_names",
     # acting on runs
     "cancel", "retry", "skip", "resume_detached",
+    # schedules (the fleet's beat)
+    "add_schedule", "schedules", "pause_schedule", "resume_schedule", "remove_schedule", "run_now",
     # results
-    "ActionResult", "FileContent", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
-    "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkflowFile",
+    "ActionResult", "FileContent", "FireResult", "LogEntry", "RunList", "RunResult", "RunStatus", "RunSummary",
+    "ScheduleInfo", "StepOutput", "StepState", "SubmitResult", "ValidationIssue", "ValidationReport", "WorkflowFile",
     "WorkspaceFile",
 ]

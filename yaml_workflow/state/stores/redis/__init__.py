@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from .fleet import Begun, Committed, FleetState, Holder
 from .idempotency import Binding, IdempotencyKeys
+from .schedules import Schedules
 from .store import RedisStore
 
-__all__ = ["Begun", "Binding", "Committed", "FleetState", "Holder", "IdempotencyKeys", "RedisStore"]
+__all__ = ["Begun", "Binding", "Committed", "FleetState", "Holder", "IdempotencyKeys", "RedisStore",
+           "Schedules"]
