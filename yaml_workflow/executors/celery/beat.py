@@ -126,8 +126,9 @@ class ScheduleBeat(Scheduler):
             return
         first, last = plan.missed
         policy = ticks.schedule.catchup
+        resumed = iso(self.held_since or 0)
         entry = {"tick": first.text, "last": last.text, "count": plan.missed_count, "outcome": "missed",
-                 "reason": f"no beat ran until {iso(self.held_since or 0)} (catchup: {policy})"}
+                 "resumed": resumed, "reason": f"no beat ran until {resumed} (catchup: {policy})"}
         self.store.record(name, entry, first.at)
         log.warning("beat: schedule %s: %d tick(s) from %s to %s missed (catchup: %s)",
                     name, plan.missed_count, first.text, last.text, policy)
