@@ -212,3 +212,23 @@ def test_watch_flags_are_checked(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "yaml_workflow", "run", "nope.yaml", "--watch"],
                              capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_a_change_in_an_imported_file_runs_again(tmp_path: Path, watches: list[Watch]) -> None:
+    # given a workflow that imports a file from another folder
+    (tmp_path / "lib").mkdir()
+    lib = tmp_path / "lib" / "common.yaml"
+    lib.write_text("params:\n  word: {type: string, default: one}\nsteps:\n  - {name: first, task: noop}\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: main\nimports: [lib/common.yaml]\nsteps:\n  - name: say\n    task: echo\n"
+                  "    inputs: {message: '{{ args.word }}'}\n")
+    watch = Watch(tmp_path, wf)
+    watches.append(watch)
+    watch.wait_line(r"run 1 ended \(completed\)")
+    # when only the imported file changes
+    lib.write_text(lib.read_text().replace("default: one", "default: two"))
+    # then the workflow runs again, with the imported default
+    watch.wait_line(r"run 2 of wf.yaml \(common.yaml changed\)")
+    watch.wait_line(r"run 2 ended \(completed\)")
+    assert [s["params"]["word"] for s in watch.states()] == ["one", "two"]
+    assert watch.stop() == 0

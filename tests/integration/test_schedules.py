@@ -108,6 +108,8 @@ def test_two_beats_make_one_run_per_tick_distinct_and_consecutive(fleet: Fleet, 
     status = fleet.cli("status", last["run_id"], "--format", "json")
     info = json.loads(status.stdout)
     assert info["trigger"] == {"type": "schedule", "name": "pair", "tick": last["tick"]}
+    state = json.loads((Path(info["workspace"]) / ".workflow_metadata.json").read_text())
+    assert state["execution_state"]["step_outputs"]["a"]["result"] == last["tick"]  # workflow.trigger.tick
 
 
 def test_killing_the_lock_holder_hands_over_and_follows_catchup(fleet: Fleet, beats: Beats, tmp_path: Path) -> None:
