@@ -87,9 +87,17 @@ class Settings(BaseSettings):
                                 description="where `submit` creates workspaces and where runs are looked up")
     # --- the fleet -------------------------------------------------------------------
     visibility_timeout: Duration = Field(
-        3600, gt=0, description="seconds a delivered, unacked broker message waits before Redis hands it out again")
+        30, gt=0, description="seconds a delivered, unacked broker message waits before Redis hands it out "
+                              "again (a dead worker's messages come back after this; claims keep live steps single)")
+    restore_interval: Duration = Field(
+        5, gt=0, description="seconds between a worker's checks for unacked messages past the visibility timeout")
     step_timeout: Duration = Field(1800, gt=0, description="the limit of a fleet step without its own `timeout`")
-    claim_ttl: Duration = Field(30, gt=0, description="seconds a running step's claim lives without renewal")
+    claim_ttl: Duration = Field(
+        15, gt=0, description="seconds a running step's claim lives without renewal: a worker that cannot renew "
+                              "for this long stops the step; others take it a third of this later")
+    reconnect_timeout: Duration = Field(
+        60, gt=0, description="seconds `submit --wait`, `status --watch` and workers' bookkeeping keep "
+                              "reconnecting to a Redis that went away")
     stall_after: OptionalDuration = Field(
         None, gt=0, description="a running fleet run with no claim and no change for this long counts as "
                                 "stalled (default: 3 x claim_ttl)")

@@ -9,59 +9,23 @@ bounded; each test stays within about a minute.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.witness import count, finished, state, step, submit, witness
 from tests.support.workers import Fleet, wait_for
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.serial]
 
-# Step limit 4 s + countdown cap 2 s < visibility timeout 8 s, as submit requires.
+# Short figures: each fault recovers in seconds.
 SHORT = {"YAML_WORKFLOW_VISIBILITY_TIMEOUT": "8", "YAML_WORKFLOW_STEP_TIMEOUT": "4",
          "YAML_WORKFLOW_CLAIM_TTL": "3"}
-
-
-def step(name: str, body: str = "true", **extra: Any) -> str:
-    """A shell step that leaves `name start` and `name end` witness lines around ``body``."""
-    mark = 'echo "{n} {e} $$ $PPID $(date +%s.%N)" >> "$T/w"'
-    command = f'{mark.format(n=name, e="start")}; {body}; {mark.format(n=name, e="end")}'
-    fields = "".join(f", {k}: {v}" for k, v in extra.items())
-    return f"  - {{name: {name}, task: shell, inputs: {{command: {json.dumps(command)}}}{fields}}}\n"
-
-
-def witness(tmp: Path) -> list[list[str]]:
-    path = tmp / "w"
-    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def count(tmp: Path, name: str, event: str) -> int:
-    return sum(1 for w in witness(tmp) if w[:2] == [name, event])
-
-
-def submit(fleet: Fleet, tmp: Path, text: str, *extra: str) -> dict[str, Any]:
-    wf = tmp / "wf.yaml"
-    wf.write_text(text)
-    proc = fleet.cli("submit", str(wf), "--base-dir", str(tmp / "runs"), "--format", "json", *extra,
-                     env={"T": str(tmp)}, cwd=tmp)
-    assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout)
-
-
-def state(doc: dict[str, Any]) -> dict[str, Any]:
-    return json.loads((Path(doc["workspace"]) / ".workflow_metadata.json").read_text())
-
-
-def finished(doc: dict[str, Any]) -> str | None:
-    status = state(doc)["status"]
-    return status if status in ("completed", "failed", "cancelled") else None
 
 
 def test_redis_restarted_with_aof_mid_run_the_run_completes(tmp_path: Path) -> None:

@@ -110,6 +110,10 @@ steps:
 
 
 def test_a_message_published_twice_runs_once_and_enqueues_once(fleet: Fleet, tmp_path: Path) -> None:
+    """Real duplicate messages: one while the step runs (it waits for the claim with a
+    Celery retry), one after it is done (it only replays the dispatch, and the successor
+    is not sent again).  What begin and commit return to a duplicate is
+    tests/unit/test_fleet_state.py's, on fakeredis."""
     with EventLog(fleet.app) as events:
         proc, doc = _submit(fleet, tmp_path, TWICE, wait=False)
         assert proc.returncode == 0, proc.stderr
@@ -171,24 +175,31 @@ name: fanin
 steps:
   - {name: root, task: noop}
   - {name: left, task: shell, depends_on: [root], inputs: {command: 'echo left >> "$T/order"'}}
-  - {name: right, task: shell, depends_on: [root], inputs: {command: 'sleep 2.5; echo right >> "$T/order"'}}
+  - {name: right, task: shell, depends_on: [root], inputs: {command: 'sleep 1.5; echo right >> "$T/order"'}}
   - {name: join, task: shell, depends_on: [left, right], inputs: {command: 'echo join >> "$T/order"'}}
 """
 
 
 def test_join_fires_once_after_all_inputs_when_an_input_is_delivered_twice(fleet: Fleet, tmp_path: Path) -> None:
+    """The process-level part: a duplicate message of a finished input, through the broker
+    to a real worker while the other input runs, does not start the join.  The counting
+    itself (a second commit counts nothing, the join fires after all inputs) is
+    tests/unit/test_fleet_state.py's, on fakeredis."""
     proc, doc = _submit(fleet, tmp_path, JOIN, wait=False)
     assert proc.returncode == 0, proc.stderr
     run_id = doc["run_id"]
     wait_for(lambda: "left" in _lines(tmp_path / "order"), 20, "left to finish")
     # `left` again while `right` still runs: its count must not reach the join twice.
-    for _ in range(2):
-        fleet.app.send_task("ywf.step", args=[run_id, "left"])
+    fleet.app.send_task("ywf.step", args=[run_id, "left"])
     wait_for(lambda: _state(doc)["status"] == "completed", 30, "the run to complete")
     assert _lines(tmp_path / "order") == ["left", "right", "join"]
 
 
 def test_cancelled_run_enqueues_nothing_more(fleet: Fleet, tmp_path: Path) -> None:
+    """The process-level part of cancel: a follower in another process sees it, and a
+    step running on a worker finishes without enqueueing its successor.  That the store's
+    `cancelled` wins over the fleet's status in every check (begin, commit) is
+    tests/unit/test_fleet_state.py's, on fakeredis."""
     from yaml_workflow.state.document import CANCELLED, status_event
     from yaml_workflow.state.stores.redis import RedisStore
 

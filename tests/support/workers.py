@@ -77,13 +77,8 @@ class Fleet:
 
             from yaml_workflow.executors.celery.config import settings
 
-            saved = os.environ.get("YAML_WORKFLOW_BROKER_URL")
-            os.environ["YAML_WORKFLOW_BROKER_URL"] = self.server.url
-            try:
-                conf = settings()
-            finally:
-                if saved is not None:
-                    os.environ["YAML_WORKFLOW_BROKER_URL"] = saved
+            conf = settings()  # the fleet's Celery settings, pointed at this fleet's Redis
+            conf.update(broker_url=self.server.url, result_backend=self.server.url)
             self._app = Celery("ywf-tests")
             self._app.conf.update(conf)
         return self._app

@@ -1,4 +1,5 @@
-"""One contract, every Store: memory://, file:// and redis:// (a real redis-server).
+"""One contract, every Store: memory://, file:// and redis:// (on fakeredis with Lua, and on
+a real redis-server).
 
 Each test is written once against the Store interface; the expected document is always
 ``document.replay`` of the same transitions, the single definition of what they do.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,17 +37,20 @@ from yaml_workflow.state.stores.json_file import JsonFileStore
 from yaml_workflow.state.stores.memory import MemoryStore
 from yaml_workflow.state.stores.redis import RedisStore
 
-KINDS = ["memory", "file", pytest.param("redis", marks=pytest.mark.redis)]
+KINDS = ["memory", "file", "fakeredis", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh, empty store of each kind (Redis: the session server, a prefix of our own)."""
+    """A fresh, empty store of each kind (Redis: the session server, a prefix of our own;
+    fakeredis: a server of its own, the same Lua scripts run by lupa)."""
     made: Store
     if request.param == "memory":
         made = MemoryStore()
     elif request.param == "file":
         made = JsonFileStore("file://", root=tmp_path)
+    elif request.param == "fakeredis":
+        made = RedisStore("redis://fakeredis/0", prefix="ywfc", client=fakeredis.FakeRedis(decode_responses=True))
     else:
         server = request.getfixturevalue("redis_server")
         made = RedisStore(server.url, prefix=f"ywfc{uuid.uuid4().hex[:10]}")

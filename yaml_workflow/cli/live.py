@@ -49,6 +49,8 @@ class LiveDisplay:
             ETA from its rate."""
 
             def render(self, task: Any) -> Text:
+                if task.id == display.run_task and display.stalled:
+                    return Text(display.stalled, style="progress.remaining")
                 eta = display.run_eta() if task.id == display.run_task else task.time_remaining
                 return Text(f"ETA {_clock(eta)}", style="progress.remaining")
 
@@ -66,6 +68,7 @@ class LiveDisplay:
         self.finished: set[str] = set()  # a late progress report must not bring a bar back
         self._lock = threading.Lock()
         self._started = False
+        self.stalled = ""  # "step: stalled (worker ...)" while a step's worker is silent
 
     def run_eta(self) -> float | None:
         """Seconds left: the running bars' own estimate plus the mean step time for each
@@ -99,6 +102,10 @@ class LiveDisplay:
                 self._on_step(event)
             elif kind == "progress":
                 self._on_progress(event)
+            elif kind == "stalled":
+                self.stalled = event.get("text") or ""
+            elif kind == "notice":
+                self.progress.console.print(f"warning: {event['text']}", highlight=False, markup=False)
             elif kind == "status" and event.get("status") != "running":
                 self.stop()
 

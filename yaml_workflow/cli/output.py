@@ -63,12 +63,21 @@ class StepPrinter:
     def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.stalled = ""
 
     def __call__(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "notice":  # lost or regained Redis: said even to --quiet
+            print(f"warning: {event['text']}", file=self.stream, flush=True)
+            return
         if self.quiet:
             return
         if kind == "progress" and "t" in event:  # recorded reports only, not every item
             print(format_progress(event), file=self.stream, flush=True)
+            return
+        if kind == "stalled":
+            if event.get("text") and event["text"] != self.stalled:
+                print(f"  stall {event['text']}", file=self.stream, flush=True)
+            self.stalled = event.get("text") or ""
             return
         if kind != "step":
             return

@@ -55,7 +55,10 @@ class StatusView:
             self.progress.start()
             self.run_task = self.progress.add_task("run", total=None, info="")
         p = info["progress"]
-        summary = (f"{info['status']}  elapsed {_seconds(p.get('elapsed'))}  ETA {_seconds(p.get('eta'))}  "
+        stalled = [f"{row['step']} {row['stalled']}" for row in info["steps"] if row.get("stalled")]
+        # A step whose worker stopped answering makes any ETA meaningless: say so instead.
+        ahead = "; ".join(stalled) if stalled else f"ETA {_seconds(p.get('eta'))}"
+        summary = (f"{info['status']}  elapsed {_seconds(p.get('elapsed'))}  {ahead}  "
                    f"errors {p['errors']}  retries {p['retries']}")
         self.progress.update(self.run_task, completed=p["done"], total=p["total"] or None, info=summary)
         self._lines(info["steps"])

@@ -10,6 +10,7 @@ from ..exceptions import UsageError
 from ..state.document import parse_iso
 from ..state.locate import LocatedRun, list_runs, locate_run
 from ..state.progress import run_progress
+from ..state.stalls import stalled_steps
 from .models import LogEntry, RunList, RunStatus, RunSummary, StepOutput, StepState
 
 LOG_LIMIT = 1_000_000  # characters of a step log returned at most (the rest is on disk)
@@ -67,7 +68,7 @@ def secret_names(doc: dict[str, Any]) -> list[str]:
 def status_of(located: LocatedRun) -> RunStatus:
     """A located run's state as the API returns it."""
     doc = located.doc
-    rows = step_states(doc)
+    rows = step_states(doc, stalled_steps(located) if doc.get("status") == "running" else {})
     state = doc["execution_state"]
     return RunStatus(
         run_id=located.run_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from . import config
+from . import config, redis_broker
 
 log = logging.getLogger("yaml_workflow.fleet")
 
@@ -15,6 +15,7 @@ log = logging.getLogger("yaml_workflow.fleet")
 def create_app(name: str = "yaml_workflow", config_object: Any = None) -> Celery:
     """A Celery app with the fleet's settings and tasks (``config_object``: a module name
     or object to load settings from instead of :func:`config.settings`)."""
+    redis_broker.install()  # a worker survives losing its Redis broker (see .redis_broker)
     app = Celery(name)
     if config_object is None:
         app.conf.update(config.settings())
@@ -37,36 +38,32 @@ def default_app() -> Celery:
     return _APPS[url]
 
 
-@signals.worker_ready.connect
-def _publish_visibility(sender: Any = None, **_: Any) -> None:
-    """A worker that starts tells submitters how long its broker keeps a message unacked."""
+@signals.worker_init.connect
+def _start_guard(sender: Any = None, **_: Any) -> None:
+    """The worker's claim guard (see .guard), started before the pool forks its processes."""
+    from ...state.stores.redis.fleet import use_keeper
+    from .guard import PipeKeeper, start_guard
     from .runtime import fleet_state
 
-    hostname = getattr(sender, "hostname", "") or ""
-    try:
-        fleet_state().publish_visibility(hostname, config.visibility_timeout())
-    except Exception as err:  # noqa: BLE001 - submit then falls back to its own setting
-        log.warning("could not publish the visibility timeout: %s", err)
-
-
-@signals.worker_shutdown.connect
-def _forget_visibility(sender: Any = None, **_: Any) -> None:
-    """A worker that stops cleanly takes its entry back."""
-    from .runtime import fleet_state
-
-    try:
-        fleet_state().forget_worker(getattr(sender, "hostname", "") or "")
-    except Exception:  # noqa: BLE001 - the broker may already be gone
-        pass
+    guard = start_guard(fleet_state(), getattr(sender, "hostname", "") or "")
+    use_keeper(PipeKeeper(guard.write_fd))  # steps of the solo and threads pools run here
 
 
 @signals.worker_process_init.connect
-def _release_claims_on_term(**_: Any) -> None:
-    """A pool child told to stop (cold/soft shutdown, revoke with terminate) gives its
-    step claims back before it dies, so the requeued message runs at once on another
-    worker instead of waiting out the claim's TTL."""
+def _join_guard(**_: Any) -> None:
+    """A pool process hands its claims to the worker's guard, stops at once if the worker
+    dies, and, told to stop (cold/soft shutdown, revoke with terminate), gives its claims
+    back before it dies, so the requeued message runs at once elsewhere."""
     import signal
 
+    from ...state.stores.redis.fleet import use_keeper
+    from ...tasks.builtin.shell import terminate_running
+    from .guard import PipeKeeper, guard_write_fd, watch_parent
+
+    write_fd = guard_write_fd()
+    if write_fd is not None:
+        use_keeper(PipeKeeper(write_fd))
+    watch_parent(on_orphan=terminate_running)
     signal.signal(signal.SIGTERM, _on_term)
 
 

@@ -41,6 +41,7 @@ from ...tasks.batching import (
     sub_inputs,
 )
 from .dispatch import after_outcome, schedule_retry, send_chunk, send_step
+from .persist import persistently
 from .progress import BatchProgress
 from .runtime import FleetRun
 
@@ -140,7 +141,11 @@ def run_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,
         on_item=(lambda r: progress.item(r["status"] == "completed", r["attempts"])) if progress else None))
     if progress is not None:
         progress.finish()
-    return count_chunk(app, run, name, attempt, chunk, items, plan, inputs)
+    # The items ran: counting them (and, for the last chunk, recording the step) is
+    # retried in place until Redis answers, never by running the items again.
+    sent: list[str] = persistently(lambda: count_chunk(app, run, name, attempt, chunk, items, plan, inputs),
+                                   f"recording chunk {chunk} of {name}")
+    return sent
 
 
 def count_chunk(app: Any, run: FleetRun, name: str, attempt: int, chunk: int,

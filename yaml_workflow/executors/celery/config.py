@@ -47,11 +47,10 @@ SOFT_GRACE = 5.0
 HARD_GRACE = 30.0
 
 
-def restore_interval(vt: float) -> float:
+def restore_interval() -> float:
     """Seconds between a worker's sweeps for messages of dead workers (kombu's default is
-    10 s x a throttle of 10): short against the visibility timeout, so a lost message
-    comes back within about vt."""
-    return max(1.0, min(10.0, vt / 20))
+    10 s x a throttle of 10): a lost message comes back within vt + this."""
+    return get_settings().restore_interval
 
 
 def soft_shutdown_timeout() -> float:
@@ -67,9 +66,12 @@ def settings() -> dict[str, Any]:
     url = broker_url()
     transport = {
         "visibility_timeout": vt,
-        "unacked_restore_interval": restore_interval(vt),
+        "unacked_restore_interval": restore_interval(),
         "unacked_restore_throttle": 1,  # the interval alone decides the sweep period
         "unacked_restore_limit": 100,
+        # One worker sweeps at a time under this mutex; a worker killed while holding it
+        # must not stop every sweep for kombu's default of five minutes.
+        "unacked_mutex_expire": int(max(10, 2 * restore_interval())),
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
     }

@@ -70,9 +70,12 @@ def send_chunk(app: Any, run: FleetRun, step: str, attempt: int, chunk: int) -> 
 def commit(run: FleetRun, step: str, event: dict[str, Any], forced: dict[str, str] | None = None,
            *, successors: bool = True) -> Committed:
     """Record a step's end in the store and count it done, in one transaction."""
-    return run.fs.commit(run.run_id, step, ns_entry(event),
-                         run.successors(step) if successors else [], printer_event(event), forced,
-                         records=run.recorder.take(step), count=successors)
+    records = run.recorder.held(step)
+    committed = run.fs.commit(run.run_id, step, ns_entry(event),
+                              run.successors(step) if successors else [], printer_event(event), forced,
+                              records=records, count=successors)
+    run.recorder.forget(step, records)  # only now: a commit that failed is retried with them
+    return committed
 
 
 def advance(app: Any, run: FleetRun, committed: Committed) -> list[str]:

@@ -7,15 +7,13 @@ hand the run only the part of the submitter's environment that is not secret.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlparse
 
 import redis
 
 from ...engine.secrets import looks_secret
-from ...exceptions import UsageError, WorkflowError
+from ...exceptions import WorkflowError
 from ...state.stores.redis.connection import ping
-from . import config
 
 # Names whose values only make sense in the submitting process; the fleet's own
 # settings (YAML_WORKFLOW_*, CELERY_*) are each worker's, never the submitter's.
@@ -49,21 +47,3 @@ def exported_env(environ: dict[str, str], secrets: list[str], values: list[str])
             continue  # a copy of a secret under another name stays out of Redis too
         out[name] = value
     return out
-
-
-def check_limits(workflow: Any, plan: Any, fs: Any) -> None:
-    """Refuse a step whose limit plus the retry countdown cap reaches the visibility
-    timeout: Redis would hand its message to a second worker while it still runs."""
-    vt = fs.visibility_timeout() or config.visibility_timeout()
-    cap = config.retry_countdown_cap(vt)
-    for name in plan.order:
-        limit = workflow.step(name).timeout or config.step_timeout()
-        if limit + cap >= vt:
-            raise UsageError(
-                f"step '{name}': its time limit {limit:g}s plus the retry countdown cap {cap:g}s "
-                f"is not below the workers' visibility timeout {vt:g}s",
-                hint="lower the step's timeout (or YAML_WORKFLOW_STEP_TIMEOUT), or raise "
-                     "YAML_WORKFLOW_VISIBILITY_TIMEOUT on the workers",
-            )
-
-

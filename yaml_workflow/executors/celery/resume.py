@@ -44,7 +44,7 @@ from . import config
 from .app import default_app
 from .dispatch import advance, compile_plan
 from .follow import wait_for_run
-from .preflight import check_limits, check_reachable, exported_env
+from .preflight import check_reachable, exported_env
 from .runtime import FleetRun, ns_entry
 
 # How long the resume lease lives if its holder dies in the middle (seconds).
@@ -170,7 +170,6 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                           override_params=override_params is not None, from_step=from_step,
                           force=force, rerun=list(rerun_steps), mark_skipped=list(mark_skipped))
         secrets = check_secrets(workflow.secrets, process_environment())
-        check_limits(workflow, plan, fs)
         if lost or doc.get("mode") != "fleet" or doc.get("workspace") != str(ws):
             # The fleet needs the run in Redis, under an absolute workspace, as a fleet run.
             doc = {**doc, "mode": "fleet", "workspace": str(ws)}

@@ -27,11 +27,14 @@ from ...exceptions import RunNotFound, SecretError, WorkflowError
 from ...settings import get_settings
 from ...spec.models import Step, Workflow
 from ...state.document import COMPLETED, FAILED, RUNNING, SKIPPED, now_iso, status_event
+from ...state.processes import ProcessRef
 from ...state.recorder import RunRecorder
 from ...state.store import Store
 from ...state.stores import open_store
 from ...state.stores.redis import FleetState
+from ...state.stores.redis.fleet import report_process
 from . import config
+from .persist import TRANSIENT
 from .progress import current_task_progress
 
 _CACHE_SIZE = 32
@@ -111,6 +114,9 @@ class FleetRecorder:
 
     def record(self, event: dict[str, Any]) -> None:
         """Record one transition (store + this process's journal)."""
+        if event.get("t") == "proc":
+            # The worker's guard stops (freezes, kills) this group with the step.
+            report_process(self.inner.run_id, event["step"], ProcessRef.from_dict(event["proc"]))
         if event.get("t") == "step":
             if "host" in event:
                 event = {**event, "host": self.host, "worker": self.host}
@@ -124,27 +130,49 @@ class FleetRecorder:
                     _DEFERRED.watch(self, name)
                 return
         with self.lock:
-            scope = event.get("step")  # progress, items: that step; run events: every step
-            for step in [scope] if scope else list(self.pending):
-                self.flush(step)
-            self.inner.record(event)
+            scope = event.get("step")  # progress, items, proc: that step; run events: every step
+            try:
+                for step in [scope] if scope else list(self.pending):
+                    self.flush(step)
+                self.inner.record(event)
+            except TRANSIENT:
+                if not scope:
+                    raise  # a run-level transition: its caller retries it (persist.py)
+                # A step's progress, items or subprocess while Redis is away: kept for the
+                # step's commit (which is retried until Redis answers), and journaled now.
+                self.journal(event)
+                self.pending.setdefault(scope, []).append(event)
 
     def journal(self, event: dict[str, Any]) -> None:
         """Write a transition to this process's journal only."""
         if self.inner.mirror is not None:
             self.inner._to_mirror(self.inner.mirror.append, event)
 
-    def take(self, step: str) -> list[dict[str, Any]]:
+    def held(self, step: str) -> list[dict[str, Any]]:
         """The held transitions of a step (for its commit); a flush in flight finishes first."""
         with self.lock:
-            return self.pending.pop(step, [])
+            return list(self.pending.get(step, []))
+
+    def forget(self, step: str, events: list[dict[str, Any]] | None = None) -> None:
+        """The step's held transitions reached the store (its commit succeeded), or an
+        earlier delivery's are to be dropped (``events`` None: all of them)."""
+        with self.lock:
+            if events is None:
+                self.pending.pop(step, None)
+            else:
+                rest = self.pending.get(step, [])[len(events):]
+                if rest:
+                    self.pending[step] = rest
+                else:
+                    self.pending.pop(step, None)
 
     def flush(self, step: str) -> None:
-        """Send a step's held transitions to the store now."""
+        """Send a step's held transitions to the store now (kept held if the store fails)."""
         with self.lock:
-            events = self.pending.pop(step, [])
+            events = list(self.pending.get(step, []))
             if events:
                 self.inner.store.record_many(self.inner.run_id, events)
+                self.forget(step, events)
 
     def close(self) -> None:
         """Flush and compact the mirror."""

@@ -32,7 +32,7 @@ from ...state.stores.redis import Committed, FleetState
 from . import config
 from .app import default_app
 from .dispatch import advance, compile_plan
-from .preflight import check_limits, check_reachable, exported_env
+from .preflight import check_reachable, exported_env
 
 
 def submit_run(request: RunRequest, *, queue: str | None = None, export_env: bool = True,
@@ -56,7 +56,6 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     if state != broker:
         check_reachable(state, "state store", StoreUnavailable)
     fs = FleetState(state)
-    check_limits(workflow, plan, fs)
 
     masker = Masker(secrets.values())
     base = (request.base_dir or Path(get_settings().workspace_root)).absolute()

@@ -2,9 +2,14 @@
 
 A delivery goes: one Lua round trip (run status, done marker, claim, attempt, the step
 records its templates read); then the attempt (run_step records its transitions); then
-the commit script (done marker + joins) and the successors; then the claim goes back.
-A delivery that finds the step done only finishes the dispatch; one that finds a live
-claim waits (Celery retry with a countdown) instead of running a second copy.
+the commit script (records + done marker + joins) and the successors; then the claim
+goes back.  A delivery that finds the step done only finishes the dispatch; one that
+finds a live claim waits (Celery retry with a countdown) instead of running a second copy.
+
+Redis going away never drops a step: before the step ran, the delivery is retried (and
+if the broker cannot take the retry either, the message stays unacked until it is
+back); after the step ran, its commit is retried in place until Redis answers
+(:func:`persistently`), so an outage never makes a step run twice.
 """
 
 from __future__ import annotations
@@ -14,18 +19,19 @@ import time
 import uuid
 from typing import Any
 
-import redis
 from celery import Task
-from celery.exceptions import Retry, TimeLimitExceeded
+from celery.exceptions import Reject, Retry, TimeLimitExceeded
 
 from ...engine.retry import RetryPlan
 from ...engine.step import Outcome, fail_attempt, run_step
 from ...exceptions import RunNotFound, StepTimeoutError, TaskError
-from ...state.document import COMPLETED, FAILED, RETRYING, SKIPPED, step_event
+from ...state.document import COMPLETED, FAILED, HOST, RETRYING, SKIPPED, step_event
+from ...state.processes import ProcessRef, kill_group
 from ...state.stores.redis import Begun
 from ...tasks.batching import BatchInputs
 from . import batch, config
 from .dispatch import CHUNK_TASK, STEP_TASK, advance, after_outcome, schedule_retry, send_step
+from .persist import TRANSIENT, patience, persistently
 from .runtime import FleetRun, forget_run, get_run, run_environment, set_worker_name
 
 log = logging.getLogger("yaml_workflow.fleet")
@@ -34,8 +40,6 @@ log = logging.getLogger("yaml_workflow.fleet")
 CLAIM_WAIT = 5.0
 # How early a retry may arrive before its not_before (clock skew between hosts).
 EARLY = 0.5
-
-
 class FleetTask(Task):
     """Late ack, requeue on a lost worker; a hard time limit is recorded as the step's failure."""
 
@@ -49,13 +53,28 @@ class FleetTask(Task):
 
     def retry(self, *args: Any, **options: Any) -> Any:
         """A retry is a new message: it keeps the `run=<id> step=<name>` argsrepr that
-        Flower shows (Celery would put the bare argument tuple there)."""
+        Flower shows (Celery would put the bare argument tuple there).
+
+        Celery turns a retry it cannot publish (the broker is down) into
+        ``Reject(requeue=False)``, which drops the message for good.  Here publishing is
+        retried until the broker is back; past that, the message is left unacknowledged
+        (the worker is told to requeue it) and comes back by the visibility timeout.
+        """
         request_args = list(self.request.args or [])
         if "argsrepr" not in options and len(request_args) >= 2:
             options["argsrepr"] = getattr(self.request, "argsrepr", None) or (
                 f"run={request_args[0]} step={request_args[1]}"
                 + (f" chunk={request_args[3]}" if len(request_args) == 4 else ""))
-        return super().retry(*args, **options)
+        deadline = time.monotonic() + patience()
+        while True:
+            try:
+                return super().retry(*args, **options)
+            except Reject as rejected:
+                if rejected.requeue or time.monotonic() > deadline:
+                    raise Reject(rejected.reason, requeue=True) from None
+                log.warning("the broker cannot take a retry of %s now (%s); trying again",
+                            options.get("argsrepr"), rejected.reason)
+                time.sleep(1.0)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Celery calls this in the parent when the hard time limit killed the child."""
@@ -67,11 +86,16 @@ class FleetTask(Task):
 
 
 def _recover(run: FleetRun, name: str, attempt: int) -> Outcome | None:
-    """A redelivery of an attempt that started: if the store already has its end, reuse it."""
+    """A redelivery of an attempt that started: if the store already has its end, reuse it;
+    if it died in the middle, nothing of the first copy may outlive it on this host."""
     doc = run.store.load(run.run_id)
     record = doc["execution_state"]["step_outputs"].get(name) or {}
     status = record.get("status")
     if status not in (COMPLETED, SKIPPED, FAILED):
+        proc = record.get("proc")
+        if proc and proc.get("host") == HOST and kill_group(ProcessRef.from_dict(proc)):
+            log.warning("killed what the dead first copy of %s/%s left running (group %s)",
+                        run.run_id, name, proc.get("pid"))
         return None  # it died in the middle: run the attempt again
     keep = ("result", "attempt", "error", "error_type", "error_message", "reason", "duration", "host")
     run.recorder.last[name] = step_event(name, status, **{k: record[k] for k in keep if k in record})
@@ -105,11 +129,13 @@ def _begin(task: Task, run_id: str, name: str, claim: str) -> tuple[FleetRun, Be
     except RunNotFound:
         return "run gone"
     refs = run.refs.get(name)
+    run.fs.worker = task.request.hostname or run.fs.worker
     info = run.fs.begin(run_id, claim, uuid.uuid4().hex, ["*"] if refs is None else refs)
     if info.status != "running":
         return f"run {info.status}"
     if not info.claimed:
-        raise task.retry(countdown=min(CLAIM_WAIT, max(0.5, info.claim_wait)), max_retries=None)
+        wait = min(CLAIM_WAIT, config.retry_countdown_cap(), max(0.5, info.claim_wait))
+        raise task.retry(countdown=wait, max_retries=None)
     if info.gen != run.spec.get("gen", ""):  # resumed since this process cached it
         forget_run(run_id)
         run = get_run(run_id)
@@ -122,11 +148,12 @@ def step_body(task: Task, run_id: str, name: str) -> str:
     if isinstance(begun, str):
         return begun
     run, info = begun
-    run.recorder.take(name)  # nothing held from an earlier delivery that failed half-way
+    run.recorder.forget(name)  # nothing held from an earlier delivery that failed half-way
     try:
         attempt = info.attempt
         if info.done:  # recorded by an earlier delivery: finish its dispatch only
-            advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None))
+            persistently(lambda: advance(task.app, run, run.fs.commit(run_id, name, {}, run.successors(name), None)),
+                         f"dispatching after {name}")
             return "already done"
         wait = info.not_before - time.time()
         if wait > EARLY:
@@ -147,13 +174,17 @@ def step_body(task: Task, run_id: str, name: str) -> str:
             with run_environment(rc.environ):
                 outcome = run_step(rc, run.step(name), attempt)
         if outcome.status == RETRYING:
-            countdown = schedule_retry(run, name, attempt, outcome)
-            run.fs.release(info.claim_key)
+            countdown = persistently(lambda: schedule_retry(run, name, attempt, outcome),
+                                     f"scheduling the retry of {name}")
+            persistently(lambda: run.fs.release(info.claim_key), f"releasing {name}")
             raise task.retry(countdown=countdown, max_retries=None)
-        after_outcome(task.app, run, name, attempt, outcome)  # its commit gives the claim back
+        # The step ran: its commit (which gives the claim back) is retried in place until
+        # Redis answers, never by running the step again.
+        final = outcome
+        persistently(lambda: after_outcome(task.app, run, name, attempt, final), f"recording {name}")
         return outcome.status
     finally:
-        run.fs.release(info.claim_key)  # when a path above did not
+        _release(run, info)  # when a path above did not
 
 
 def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> str:
@@ -167,7 +198,16 @@ def chunk_body(task: Task, run_id: str, name: str, attempt: int, chunk: int) -> 
             batch.run_chunk(task.app, run, name, attempt, chunk, info.ns, again=info.started == "1")
         return "chunk done"
     finally:
+        _release(run, info)
+
+
+def _release(run: FleetRun, info: Begun) -> None:
+    """Give the claim back if nothing did; Redis being away must not hide the real outcome
+    (the worker's guard then gives it back, or it expires)."""
+    try:
         run.fs.release(info.claim_key)
+    except TRANSIENT:
+        pass
 
 
 def hard_timeout(app: Any, args: list[Any]) -> None:
@@ -197,9 +237,6 @@ def hard_timeout(app: Any, args: list[Any]) -> None:
         after_outcome(app, run, name, attempt, outcome)
 
 
-# Errors of the broker or Redis while a step's bookkeeping runs: the message is retried
-# (the step's own failures never get here: run_step records them).
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 
 
 def register(app: Any) -> None:
@@ -211,7 +248,7 @@ def register(app: Any) -> None:
             return step_body(self, run_id, name)
         except Retry:
             raise
-        except _TRANSIENT as err:
+        except TRANSIENT as err:
             raise self.retry(exc=err, countdown=2, max_retries=None) from None
 
     @app.task(bind=True, base=FleetTask, name=CHUNK_TASK)
@@ -220,5 +257,5 @@ def register(app: Any) -> None:
             return chunk_body(self, run_id, name, attempt, chunk)
         except Retry:
             raise
-        except _TRANSIENT as err:
+        except TRANSIENT as err:
             raise self.retry(exc=err, countdown=2, max_retries=None) from None

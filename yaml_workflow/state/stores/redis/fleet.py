@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from .layout import event_ops
 from .scripts import Scripts
 
 EVENTS_MAXLEN = 100_000
+_INSTANCES: weakref.WeakSet[FleetState] = weakref.WeakSet()
 FINISHED_TTL = 7 * 86400  # fleet keys of a finished run: --wait and status need them a while
 
 
@@ -81,20 +83,78 @@ class Holder:
 
 
 def claim_ttl() -> float:
-    """Seconds a running step's claim lives without renewal."""
+    """Seconds a holder may go without renewing its claim before it stops its step."""
     return get_settings().claim_ttl
+
+
+def claim_lifetime_ms() -> int:
+    """How long a claim key lives without renewal: a third of the TTL past the moment its
+    holder stops the step, so nobody else starts it while the first copy may still run."""
+    return int(claim_ttl() * 4 / 3 * 1000)
+
+
+@dataclass(frozen=True)
+class HeldClaim:
+    """A claim this process took, as its keeper needs it."""
+
+    key: str
+    token: str
+    run_id: str
+    step: str  # the step, or ``step#fanout#chunk``
+    attempt: int
+
+
+class ClaimKeeper:
+    """Keeps this process's claims alive: a thread that renews them (see also the worker's
+    guard, :mod:`yaml_workflow.executors.celery.guard`, which takes this job over in a
+    worker and stops steps whose claims it cannot keep)."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, tuple[FleetState, HeldClaim]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def hold(self, fs: FleetState, claim: HeldClaim) -> None:
+        """Start keeping ``claim``."""
+        with self._lock:
+            self._claims[claim.key] = (fs, claim)
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="ywf-claims", daemon=True)
+                self._thread.start()
+
+    def drop(self, key: str) -> None:
+        """Stop keeping a claim (it was given back)."""
+        with self._lock:
+            self._claims.pop(key, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(claim_ttl() / 3)
+            with self._lock:
+                claims = list(self._claims.values())
+            for fs, claim in claims:
+                try:
+                    fs.renew_many([claim])
+                except redis.RedisError:
+                    continue  # a missed renewal is retried; the TTL is three beats long
 
 
 class FleetState:
     """The fleet keys of one Redis database (one per URL and prefix)."""
 
-    def __init__(self, url: str, prefix: str | None = None) -> None:
+    def __init__(self, url: str, prefix: str | None = None, *, client: Any = None) -> None:
+        # ``client``: a connection to use instead of the pool of ``url`` (a test's fakeredis).
         self.url = url
         self.keys = Keyspace(prefix or get_settings().key_prefix)
         self.prefix = self.keys.prefix
-        self._r = client_for(url)
+        self._r = client if client is not None else client_for(url)
         self._scripts = Scripts(self._r)
-        self._held: dict[str, tuple[str, str, str]] = {}  # claim key -> (token, run id, step)
+        self._held: dict[str, HeldClaim] = {}
+        self.worker = ""  # the Celery node name claims are recorded under (a worker sets it)
+        self.keeper: ClaimKeeper = _KEEPER["default"]
+        _INSTANCES.add(self)
 
     def run_keys(self, run_id: str) -> RunKeys:
         """The keys of a run."""
@@ -168,18 +228,19 @@ class FleetState:
 
     # --- one step ----------------------------------------------------------------------
 
-    def _holder(self) -> str:
+    def _holder(self, worker: str | None = None) -> str:
         from ....state.document import HOST
 
-        return json.dumps({"worker": get_settings().worker_name or HOST, "pid": os.getpid(),
-                           "renewed": time.time()})
+        return json.dumps({"worker": worker or self.worker or get_settings().worker_name or HOST,
+                           "pid": os.getpid(), "renewed": time.time()})
 
     def begin(self, run_id: str, step: str, token: str, ns_fields: list[str]) -> Begun:
         """Status, done marker and claim of a step, with its attempt and inputs, at once."""
         keys = self.run_keys(run_id)
         claim = keys.claim(step)
         out = self._scripts.begin(keys=[keys.fleet, keys.run, claim, keys.ns],
-                                  args=[step, token, int(claim_ttl() * 1000), self._holder(), *ns_fields])
+                                  args=[step, token, claim_lifetime_ms(), self._holder(),
+                                        int(claim_ttl() + 0.999), *ns_fields])
         status = decode_text(out[0])
         if len(out) == 1:
             return Begun(status)
@@ -191,9 +252,10 @@ class FleetState:
             ns = {decode_text(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         else:
             ns = {n: json.loads(v) for n, v in zip(ns_fields, out[7], strict=False) if v}
-        self._held[claim] = (token, run_id, step)
-        _RENEWER.add(self, claim)
-        return Begun(status, done=done, claimed=True, attempt=int(decode_text(out[3]) or 1),
+        attempt = int(decode_text(out[3]) or 1)
+        held = self._held[claim] = HeldClaim(claim, token, run_id, step, attempt)
+        self.keeper.hold(self, held)
+        return Begun(status, done=done, claimed=True, attempt=attempt,
                      not_before=float(decode_text(out[4]) or 0), started=decode_text(out[5]),
                      fanout=decode_text(out[6]), ns=ns, gen=decode_text(out[8]), claim_key=claim)
 
@@ -226,18 +288,26 @@ class FleetState:
         """The claim of one step (or ``step#fanout#chunk``)."""
         return self.run_keys(run_id).claim(step)
 
+    def held(self) -> list[HeldClaim]:
+        """The claims this process holds now."""
+        return list(self._held.values())
+
     def _release_local(self, claim_key: str) -> str | None:
-        """Stop renewing a claim; its token if this process held it."""
-        _RENEWER.remove(claim_key)
+        """Stop keeping a claim; its token if this process held it."""
+        self.keeper.drop(claim_key)
         held = self._held.pop(claim_key, None)
-        return held[0] if held else None
+        return held.token if held else None
 
     def release(self, claim_key: str) -> None:
         """Give a claim back, if this process still holds it (one round trip)."""
         held = self._held.get(claim_key)
-        token = self._release_local(claim_key)
-        if token is not None and held is not None:
-            self._scripts.release(keys=[claim_key, self.run_keys(held[1]).fleet], args=[token, held[2]])
+        if self._release_local(claim_key) is not None and held is not None:
+            self.release_claim(held)
+
+    def release_claim(self, claim: HeldClaim) -> bool:
+        """Give ``claim`` back if its token still holds it (whoever took it)."""
+        return bool(self._scripts.release(keys=[claim.key, self.run_keys(claim.run_id).fleet],
+                                          args=[claim.token, claim.step]))
 
     def release_all_now(self) -> None:
         """Give back every claim this process holds, on a connection of its own (the
@@ -247,19 +317,26 @@ class FleetState:
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
         try:
             release = Scripts(client).release
-            for claim, (token, run_id, step) in list(self._held.items()):
-                release(keys=[claim, self.run_keys(run_id).fleet], args=[token, step])
+            for held in list(self._held.values()):
+                self.keeper.drop(held.key)
+                release(keys=[held.key, self.run_keys(held.run_id).fleet], args=[held.token, held.step])
         finally:
             client.close()
 
-    def renew(self, claim_key: str) -> bool:
-        """Extend a claim this process holds (False: it was lost)."""
-        held = self._held.get(claim_key)
-        if held is None:
-            return False
-        token, run_id, step = held
-        return bool(self._scripts.renew(keys=[claim_key, self.run_keys(run_id).fleet],
-                                        args=[token, int(claim_ttl() * 1000), step, self._holder()]))
+    def renew_many(self, claims: list[HeldClaim], worker: str | None = None) -> list[bool]:
+        """Extend claims (one pipelined round trip); for each, False when it was lost."""
+        holder = self._holder(worker)
+        pipe = self._r.pipeline(transaction=False)
+        for claim in claims:
+            self._scripts.renew(keys=[claim.key, self.run_keys(claim.run_id).fleet],
+                                args=[claim.token, claim_lifetime_ms(), claim.step, holder], client=pipe)
+        return [bool(ok) for ok in pipe.execute()] if claims else []
+
+    def retake(self, claim: HeldClaim, worker: str | None = None) -> bool:
+        """Take a claim back after Redis was away, unless the step went on without us."""
+        return bool(self._scripts.retake(keys=[claim.key, self.run_keys(claim.run_id).fleet],
+                                         args=[claim.token, claim_lifetime_ms(), claim.step,
+                                               self._holder(worker), str(claim.attempt)]))
 
     def break_claim(self, run_id: str, step: str) -> None:
         """Drop a claim whose holder is known dead (the hard time limit killed it)."""
@@ -383,21 +460,6 @@ class FleetState:
         pipe.persist(keys.events)
         pipe.execute()
 
-    # --- workers -----------------------------------------------------------------------
-
-    def publish_visibility(self, hostname: str, seconds: float) -> None:
-        """A worker says how long an unacked message stays invisible on its broker."""
-        self._r.hset(self.keys.workers, hostname, str(seconds))
-
-    def forget_worker(self, hostname: str) -> None:
-        """A worker stopping cleanly takes its entry back."""
-        self._r.hdel(self.keys.workers, hostname)
-
-    def visibility_timeout(self) -> float | None:
-        """The smallest visibility timeout workers published, or None."""
-        values = [float(decode_text(v)) for v in self._r.hvals(self.keys.workers)]
-        return min(values) if values else None
-
     # --- clean -------------------------------------------------------------------------
 
     def delete_run(self, run_id: str) -> None:
@@ -409,37 +471,19 @@ class FleetState:
             self._r.delete(*found)
 
 
-class _Renewer:
-    """One thread per process that keeps this process's claims alive."""
-
-    def __init__(self) -> None:
-        self._claims: dict[str, FleetState] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def add(self, fs: FleetState, key: str) -> None:
-        with self._lock:
-            self._claims[key] = fs
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, name="ywf-claims", daemon=True)
-                self._thread.start()
-
-    def remove(self, key: str) -> None:
-        with self._lock:
-            self._claims.pop(key, None)
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(claim_ttl() / 3)
-            with self._lock:
-                claims = list(self._claims.items())
-            for key, fs in claims:
-                try:
-                    fs.renew(key)
-                except redis.RedisError:
-                    continue  # a missed renewal is retried; the TTL is three beats long
+_KEEPER: dict[str, ClaimKeeper] = {"default": ClaimKeeper()}
 
 
-_RENEWER = _Renewer()
+def use_keeper(keeper: ClaimKeeper) -> None:
+    """Make ``keeper`` keep the claims of this process's FleetStates (a worker's pool
+    processes hand them to the worker's guard)."""
+    _KEEPER["default"] = keeper
+    for fs in list(_INSTANCES):
+        fs.keeper = keeper
+
+
+def report_process(run_id: str, step: str, ref: Any) -> None:
+    """A step of this process started a subprocess group (the keeper may stop it)."""
+    process = getattr(_KEEPER["default"], "process", None)
+    if process is not None:
+        process(run_id, step, ref)

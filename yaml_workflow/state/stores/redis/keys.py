@@ -19,7 +19,6 @@
     P:run:<id>:claim:<step>     string the live claim of a running step (token, TTL)
     P:run:<id>:batch:<step>:<n> hash   fan-out n of a batch step: plan, item:<i>, chunkdone:<c>
     P:run:<id>:resume           string the lock of a `submit --resume` in progress
-    P:fleet:vt                  hash   worker node name -> its broker visibility timeout
     P:idem:<key>                string the run an idempotency key is bound to (JSON, TTL)
     P:schedules                 hash   schedule name -> its definition (workflow, schedule, source)
     P:schedule:<name>           hash   its state: paused, cursor (last tick decided), last tick/run
@@ -100,7 +99,6 @@ class Keyspace:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.runs_index = f"{prefix}:runs"
-        self.workers = f"{prefix}:fleet:vt"
 
     def run(self, run_id: str) -> RunKeys:
         """The keys of run ``run_id``."""

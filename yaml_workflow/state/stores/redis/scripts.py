@@ -19,7 +19,7 @@ _PRELUDES = {
     "begin": ("_status",),
     "commit": ("_status", "_ops"),
 }
-NAMES = ("apply", "begin", "commit", "renew", "release", "chunk_done", "run_counts",
+NAMES = ("apply", "begin", "commit", "renew", "retake", "release", "chunk_done", "run_counts",
          "lease_swap", "lease_renew", "lease_release", "bind", "compare_delete",
          "beat_lock", "beat_advance")
 

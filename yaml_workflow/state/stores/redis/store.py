@@ -39,21 +39,27 @@ def finished_ttl() -> float | None:
 
 
 class RedisStore(Store):
-    """Runs in Redis hashes; every transition is one MULTI/EXEC round trip."""
+    """Runs in Redis hashes; every transition is one script run (one round trip)."""
 
-    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, client: Any = None) -> None:
+        # ``client``: a connection to use instead of one made from ``url`` (a test's
+        # fakeredis); it must decode responses, as the one made here does.
         self.url = url
         self.keyspace = Keyspace(prefix or get_settings().key_prefix)
         self.prefix = self.keyspace.prefix
+        self._r = client if client is not None else self._connect(url)
+        self._scripts = Scripts(self._r)
+
+    @staticmethod
+    def _connect(url: str) -> Any:
         try:
             # Give up within ~5 s: three connection attempts of 1.5 s at most.
-            self._r = redis.Redis.from_url(
+            return redis.Redis.from_url(
                 url, decode_responses=True, socket_connect_timeout=1.5, socket_timeout=30,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             )
         except ValueError as err:
             raise UsageError(f"bad state URL '{mask_url(url)}': {err}") from None
-        self._scripts = Scripts(self._r)
 
     def keys(self, run_id: str) -> RunKeys:
         """The key names of a run."""
