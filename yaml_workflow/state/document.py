@@ -78,7 +78,7 @@ def new_document(header: dict[str, Any]) -> dict[str, Any]:
         "workflow": header.get("workflow"),
         "plan": header.get("plan"),
     }
-    for key in ("env", "mode", "options"):
+    for key in ("env", "mode", "options", "trigger"):
         if key in header:
             doc[key] = header[key]
     return doc
@@ -89,7 +89,7 @@ def run_header(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
         "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
-        "options",
+        "options", "trigger",
     )
     header = {k: doc.get(k) for k in keys if k in doc}
     header["t"] = "run"
