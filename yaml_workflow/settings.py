@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     worker_name: OptionalText = Field(None, description="the host name a worker records on its steps (default: its node name)")
     worker_pool: Literal["prefork", "solo", "threads"] = Field(
         "prefork", description="the worker's pool (set by `yaml-workflow worker --pool`)")
+    idempotency_ttl: Duration = Field(
+        7 * 86400, gt=0, description="seconds a `submit --idempotency-key` stays bound to its run "
+                                     "(a second submit with the key within this time returns that run)")
+    beat_lock_ttl: Duration = Field(
+        10, gt=0, description="seconds the lock of the active `yaml-workflow beat` lives without renewal; "
+                              "a standby beat takes over within about 1.3 x this after the holder dies")
     # --- state -----------------------------------------------------------------------
     finished_ttl: OptionalDuration = Field(
         None, gt=0, description="completed and cancelled runs expire from Redis after this (unset: kept)")

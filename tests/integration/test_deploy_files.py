@@ -140,7 +140,22 @@ def test_compose_refuses_to_start_without_the_redis_password(tmp_path: Path) -> 
 
 
 def test_compose_has_redis_workers_flower_and_submit(compose: dict[str, Any]) -> None:
-    assert {"redis", "worker", "flower", "submit"} <= set(compose["services"])
+    assert {"redis", "worker", "beat", "flower", "submit"} <= set(compose["services"])
+
+
+BEAT_SCHEDULER = "--scheduler=yaml_workflow.executors.celery.beat:ScheduleBeat"
+
+
+def test_compose_beat_runs_our_scheduler_without_workspace_or_secrets(compose: dict[str, Any]) -> None:
+    beat = compose["services"]["beat"]
+    command = _command(beat["command"])
+    assert "workers.app" in command and " beat" in command and BEAT_SCHEDULER in command
+    # It enqueues ticks only: no workspace volume, no published port, Redis healthy first.
+    assert not beat.get("volumes") and not beat.get("ports")
+    assert "redis" in beat["depends_on"]
+    assert "YAML_WORKFLOW_BROKER_URL" in beat["environment"]
+    # SIGTERM gives the lock back; Docker waits long enough for that.
+    assert _seconds(beat["stop_grace_period"]) >= 5
 
 
 def test_compose_redis_keeps_an_aof_on_a_volume_with_a_password_from_env(
@@ -319,6 +334,7 @@ def test_kubernetes_has_the_required_kinds() -> None:
         ("StatefulSet", "redis"),
         ("Service", "redis"),
         ("Deployment", "yaml-workflow-worker"),
+        ("Deployment", "yaml-workflow-beat"),
         ("Deployment", "flower"),
         ("Service", "flower"),
         ("ConfigMap", "yaml-workflow-config"),
@@ -415,6 +431,19 @@ def test_kubernetes_flower_has_a_service_and_basic_auth() -> None:
     assert service["spec"]["ports"][0]["port"] == 5555
 
 
+def test_kubernetes_beat_runs_two_replicas_of_our_scheduler_and_says_why() -> None:
+    beat = _k8s("Deployment", "yaml-workflow-beat")
+    assert beat["spec"]["replicas"] == 2
+    container = _container(beat)
+    command = " ".join(container["command"])
+    assert "workers.app" in command and " beat " in command + " " and BEAT_SCHEDULER in command
+    names = [e["name"] for e in container["env"]]
+    assert "YAML_WORKFLOW_BROKER_URL" in names and "YAML_WORKFLOW_STATE_URL" in names
+    assert not beat["spec"]["template"]["spec"].get("volumes")  # no workspace, no secrets mounted
+    text = (K8S / "beat.yaml").read_text()
+    assert "Two replicas, and why that is safe" in text and "lock" in text and "idempotency key" in text
+
+
 def test_kustomization_lists_every_manifest_but_the_job() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
@@ -460,8 +489,15 @@ UNITS = sorted(SYSTEMD.glob("*.service"))
 def test_systemd_has_a_worker_and_a_flower_unit() -> None:
     assert {p.name for p in UNITS} >= {
         "yaml-workflow-worker.service",
+        "yaml-workflow-beat.service",
         "yaml-workflow-flower.service",
     }
+
+
+def test_systemd_beat_runs_our_scheduler_and_needs_no_workspace_mount() -> None:
+    unit = _unit(SYSTEMD / "yaml-workflow-beat.service")
+    assert BEAT_SCHEDULER in unit["Service"]["ExecStart"] and " beat " in unit["Service"]["ExecStart"]
+    assert "RequiresMountsFor" not in unit["Unit"]
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)

@@ -47,19 +47,6 @@ def test_unreachable_broker_exits_3_fast_and_creates_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "runs").exists()
 
 
-def test_step_limit_not_below_the_published_visibility_timeout_is_refused(fleet: Fleet, tmp_path: Path) -> None:
-    wf = tmp_path / "wf.yaml"
-    wf.write_text("name: long\nsteps:\n  - {name: slow, task: noop, timeout: 190}\n")
-    proc = _cli(tmp_path, fleet.server.env(), "--base-dir", "runs")
-    assert proc.returncode == 2, proc.stderr
-    assert "slow" in proc.stderr and "visibility timeout 200" in proc.stderr
-    assert not (tmp_path / "runs").exists()
-    # Below it (limit 100 + countdown cap 50 < 200): accepted and run.
-    wf.write_text("name: long\nsteps:\n  - {name: slow, task: noop, timeout: 100}\n")
-    proc = _cli(tmp_path, fleet.server.env(), "--base-dir", "runs", "--wait")
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_wait_timeout_exits_4_and_prints_the_run_id(fleet: Fleet, tmp_path: Path) -> None:
     # No worker consumes the queue "parked": the run waits; submit gives up waiting.
     proc = _cli(tmp_path, {**fleet.server.env(), **LIMIT}, "--base-dir", "runs", "--wait",

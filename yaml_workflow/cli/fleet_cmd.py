@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--wait", action="store_true", help="follow the run and exit with its outcome")
     parser.add_argument("--timeout", type=float, metavar="S", help="with --wait: stop waiting after S seconds (exit 4)")
     parser.add_argument("--queue", metavar="Q", help="the Celery queue of the run's steps (a step's `queue` wins)")
+    parser.add_argument("--idempotency-key", metavar="KEY",
+                        help="one run per KEY: a second submit with it returns (and with --wait "
+                             "follows) the first one's run (YAML_WORKFLOW_IDEMPOTENCY_TTL)")
     parser.add_argument("--no-export-env", action="store_true",
                         help="do not pass this environment to the run (workers use their own)")
     parser.set_defaults(handler=handle_submit, accepts_extra=True)
@@ -52,6 +55,9 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     client.check_timeout(args.timeout)  # before anything is enqueued
     check_output_target(args.output)
     if args.resume:
+        if args.idempotency_key is not None:
+            raise UsageError("--idempotency-key starts a new run; --resume continues one",
+                             hint="drop one of them")
         return _resume(args, params)
     if args.workflow is None:
         raise UsageError("submit needs a workflow file", hint="yaml-workflow submit WORKFLOW.yaml [k=v ...]")
@@ -59,15 +65,20 @@ def handle_submit(args: argparse.Namespace, extra: list[str]) -> int:
     skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
     submitted = client.submit(workflow, params, base_dir=args.base_dir, workspace=args.workspace,
                               flow=args.flow, start_from=args.start_from, skip_steps=skip,
-                              queue=args.queue, export_env=not args.no_export_env)
+                              queue=args.queue, export_env=not args.no_export_env,
+                              idempotency_key=args.idempotency_key)
     run_id = submitted.run_id
     as_text = args.format == "text"
     if as_text:
         print(run_id, flush=True)
+    if submitted.existing:
+        print(f"run {run_id} was already submitted with idempotency key '{args.idempotency_key}'; "
+              + ("following it" if args.wait else "nothing new was started"), file=sys.stderr, flush=True)
     if not args.wait:
         if not as_text:
             sys.stdout.write(dump({"run_id": run_id, "status": "submitted", "workflow": workflow.name,
-                                   "workspace": submitted.workspace}, args.format))
+                                   "workspace": submitted.workspace, "existing": submitted.existing},
+                                  args.format))
         return EXIT_OK
     # The same display as `run`: rich bars on a terminal, else one line per event.
     observer = make_observer(quiet=args.quiet, fmt=args.format)

@@ -30,6 +30,7 @@ def add_parser(sub: Any) -> None:
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--status", help="only runs with this status")
     runs.add_argument("--workflow", help="only runs of this workflow")
+    runs.add_argument("--schedule", metavar="NAME", help="only runs started by this schedule")
     runs.add_argument("--format", choices=FORMATS, default="text")
     runs.set_defaults(handler=handle_runs)
 
@@ -71,7 +72,7 @@ def print_status(info: dict[str, Any]) -> None:
     print(f"run {info['run_id']}  workflow {info['workflow']}  status {info['status']}  "
           f"({info['steps_done']}/{info['steps_total']} steps)")
     print(f"workspace {info['workspace']}  started {info['start_time']}  updated {info['last_updated']}")
-    print(f"store {info['store']}")
+    print(f"store {info['store']}  trigger {describe_trigger(info.get('trigger'))}")
     progress = info["progress"]
     eta = f", ETA {progress['eta']:.0f}s" if progress.get("eta") is not None else ""
     print(f"progress {progress['percent']}% ({progress['done']}/{progress['total']}), "
@@ -90,6 +91,16 @@ def print_status(info: dict[str, Any]) -> None:
         status = "stalled" if row["stalled"] else row["status"]
         duration = f"{row['duration']:.2f}s" if isinstance(row["duration"], (int, float)) else ""
         print(f"{row['step']:<28} {status:<10} {row['attempts'] or '':>3} {duration:>8}  {short(detail, 80)}")
+
+
+def describe_trigger(trigger: dict[str, Any] | None) -> str:
+    """A run's trigger in a few words: ``manual``, ``watch``, ``schedule NAME @ TICK``."""
+    if not trigger:
+        return "manual"
+    kind = str(trigger.get("type") or "manual")
+    if kind == "schedule":
+        return f"schedule {trigger.get('name')} @ {trigger.get('tick')}"
+    return kind
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,7 +146,7 @@ def _print(info: dict[str, Any], fmt: str) -> None:
 def handle_runs(args: argparse.Namespace) -> int:
     """List the runs of every configured place (the state Redis, the workspaces)."""
     listing = client.runs(base_dir=args.base_dir, limit=args.limit, status=args.status,
-                          workflow=args.workflow, schedule=getattr(args, "schedule", None))
+                          workflow=args.workflow, schedule=args.schedule)
     for warning in listing.warnings:
         print(f"warning: {warning}; listing the workspaces only", file=sys.stderr)
     code = EXIT_UNREACHABLE if listing.warnings else EXIT_OK
@@ -147,14 +158,21 @@ def handle_runs(args: argparse.Namespace) -> int:
         print("no runs")
         return code
     now = time.time()
-    print(f"{'RUN':<18} {'WORKFLOW':<24} {'STATUS':<10} {'AGE':>6}  {'STORE':<10} WORKSPACE")
+    print(f"{'RUN':<18} {'WORKFLOW':<24} {'STATUS':<10} {'AGE':>6}  {'STORE':<10} {'TRIGGER':<10} WORKSPACE")
     for row in listing.runs:
         started = parse_iso(row.start_time)
         age = _age(now - started) if started is not None else ""
         store = "redis" if row.store != "workspace" else "workspace"
         print(f"{row.run_id:<18} {short(row.workflow, 24):<24} {row.status or '':<10} "
-              f"{age:>6}  {store:<10} {row.workspace or ''}")
+              f"{age:>6}  {store:<10} {_short_trigger(row.trigger):<10} {row.workspace or ''}")
     return code
+
+
+def _short_trigger(trigger: dict[str, Any] | None) -> str:
+    """The TRIGGER column of `runs`: the type, and for a schedule its tick."""
+    if trigger and trigger.get("type") == "schedule":
+        return f"schedule@{trigger.get('tick')}"
+    return str((trigger or {}).get("type") or "manual")
 
 
 def handle_logs(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from ..settings import load_settings
 COMMAND_MODULES = (
     "run_cmd",
     "fleet_cmd",
+    "schedule_cmd",
     "inspect_cmd",
     "workflow_cmds",
     "workspace_cmd",

@@ -39,6 +39,12 @@ def add_parser(sub: Any) -> None:
     add_run_flags(parser)
     parser.add_argument("--resume", action="store_true", help="continue a failed or interrupted run")
     parser.add_argument("--dry-run", action="store_true", help="show what would run; write nothing")
+    parser.add_argument("--watch", action="store_true",
+                        help="run now, then again each time the file (or a file it imports) changes")
+    parser.add_argument("--watch-restart", action="store_true",
+                        help="with --watch: a change cancels the run in progress and starts again")
+    # Set by `run --watch` on the runs it starts, so they record `trigger: {type: watch}`.
+    parser.add_argument("--trigger-type", choices=("manual", "watch"), default="manual", help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle, accepts_extra=True)
 
 
@@ -70,6 +76,12 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
     check_output_target(args.output)
     if args.workflow is None and not (args.resume and args.workspace):
         raise UsageError("run needs a workflow file", hint="yaml-workflow run WORKFLOW.yaml [k=v ...]")
+    if args.watch_restart and not args.watch:
+        raise UsageError("--watch-restart needs --watch")
+    if args.watch:
+        from .run_watch import watch_and_run
+
+        return watch_and_run(args, params)
     workflow = client.load(args.workflow) if args.workflow is not None else None
     skip = [s.strip() for s in args.skip_steps.split(",") if s.strip()]
     if args.dry_run:
@@ -87,7 +99,7 @@ def handle(args: argparse.Namespace, extra: list[str]) -> int:
             assert workflow is not None
             result = client.run(workflow, params, base_dir=args.base_dir, workspace=args.workspace,
                                 flow=args.flow, start_from=args.start_from, skip_steps=skip,
-                                observer=observer)
+                                observer=observer, trigger=client.make_trigger(args.trigger_type))
     finally:
         stop = getattr(observer, "stop", None)
         if stop is not None:

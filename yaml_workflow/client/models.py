@@ -23,6 +23,8 @@ __all__ = [
     "WorkspaceFile",
     "FileContent",
     "WorkflowFile",
+    "ScheduleInfo",
+    "FireResult",
 ]
 
 _MODEL = ConfigDict(defer_build=True, extra="forbid")
@@ -215,3 +217,36 @@ class WorkflowFile(BaseModel):
     steps: int | None = None
     params: list[str] = Field(default_factory=list, description="the params it declares")
     error: str | None = Field(None, description="why it does not load, with file:line")
+
+
+class ScheduleInfo(BaseModel):
+    """A schedule in the fleet's Redis: what `schedule list` shows."""
+
+    model_config = _MODEL
+
+    name: str = Field(description="the schedule's name: its workflow's `name`")
+    timing: str = Field(description="`cron EXPR ZONE` or `every Ns`")
+    catchup: str
+    max_active_runs: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    paused: bool
+    source: str | None = Field(None, description="the file it was added from")
+    added: str | None = None
+    next_tick: str | None = Field(None, description="the next tick (None while paused)")
+    cursor: str | None = Field(None, description="the last tick decided by a beat")
+    last: dict[str, Any] | None = Field(
+        None, description="the last tick's outcome: {tick, outcome: run|skipped|failed, run_id, reason}")
+    last_status: str | None = Field(None, description="the status of the last tick's run")
+    recent: list[dict[str, Any]] = Field(default_factory=list, description="the latest log entries, newest first")
+
+
+class FireResult(BaseModel):
+    """What `schedule run-now` made of its tick."""
+
+    model_config = _MODEL
+
+    name: str
+    tick: str
+    outcome: str | None = Field(None, description="run, skipped, failed; None: no worker decided it in time")
+    run_id: str | None = None
+    reason: str | None = None

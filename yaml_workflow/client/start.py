@@ -45,12 +45,16 @@ def _request(workflow: WorkflowArg | None, params: Mapping[str, Any] | None, **o
 def run(workflow: WorkflowArg, params: Mapping[str, Any] | None = None, *,
         base_dir: str | Path | None = None, workspace: str | Path | None = None,
         flow: str | None = None, start_from: str | None = None,
-        skip_steps: list[str] | None = None, observer: Observer | None = None) -> RunResult:
-    """Run a workflow in this process until it ends; its result (status, outputs, error)."""
+        skip_steps: list[str] | None = None, observer: Observer | None = None,
+        trigger: dict[str, Any] | None = None) -> RunResult:
+    """Run a workflow in this process until it ends; its result (status, outputs, error).
+    ``trigger``: what started the run, as recorded (default: by hand)."""
     from ..executors.local_run import start_run
 
-    return start_run(_request(workflow, params, base_dir=base_dir, workspace=workspace, flow=flow,
-                              start_from=start_from, skip_steps=skip_steps, observer=observer))
+    request = _request(workflow, params, base_dir=base_dir, workspace=workspace, flow=flow,
+                       start_from=start_from, skip_steps=skip_steps, observer=observer)
+    request.trigger = trigger
+    return start_run(request)
 
 
 def submit(workflow: WorkflowArg, params: Mapping[str, Any] | None = None, *,
@@ -58,19 +62,34 @@ def submit(workflow: WorkflowArg, params: Mapping[str, Any] | None = None, *,
            flow: str | None = None, start_from: str | None = None,
            skip_steps: list[str] | None = None, queue: str | None = None,
            export_env: bool = True, wait: bool = False, timeout: float | None = None,
-           observer: Observer | None = None) -> SubmitResult:
-    """Hand a run to the fleet; with ``wait``, follow it to its end (WaitTimeout past ``timeout``)."""
+           observer: Observer | None = None, idempotency_key: str | None = None,
+           trigger: dict[str, Any] | None = None) -> SubmitResult:
+    """Hand a run to the fleet; with ``wait``, follow it to its end (WaitTimeout past ``timeout``).
+
+    With ``idempotency_key``, a second submit with the same key (within
+    YAML_WORKFLOW_IDEMPOTENCY_TTL) starts nothing and returns the first one's run
+    (``existing`` is then True); the same key with another workflow or other params is
+    refused (UsageError).  ``trigger``: what started the run (default: by hand).
+    """
+    from ..executors.celery.idempotent import submit_once
     from ..executors.celery.submit import submit_run
 
     check_timeout(timeout)
     request = _request(workflow, params, base_dir=Path(base_dir).absolute() if base_dir else None,
                        workspace=Path(workspace).absolute() if workspace else None, flow=flow,
                        start_from=start_from, skip_steps=skip_steps)
-    run_id = submit_run(request, queue=queue, export_env=export_env)
+    request.trigger = trigger
+    existing = False
+    if idempotency_key is not None:
+        submitted = submit_once(request, idempotency_key, queue=queue, export_env=export_env)
+        run_id, existing, where = submitted.run_id, submitted.existing, submitted.workspace
+    else:
+        run_id = submit_run(request, queue=queue, export_env=export_env)
+        where = str(request.workspace)
     assert request.workflow is not None
     result = wait_for(run_id, timeout=timeout, observer=observer) if wait else None
-    return SubmitResult(run_id=run_id, workflow=request.workflow.name, workspace=str(request.workspace),
-                        result=result)
+    return SubmitResult(run_id=run_id, workflow=request.workflow.name, workspace=where,
+                        existing=existing, result=result)
 
 
 def check_timeout(timeout: float | None) -> None:

@@ -20,6 +20,9 @@ STEP_NS_KEYS = ("status", "result", "error", "error_message", "error_type", "att
 
 Observer = Callable[[str, dict[str, Any]], None]
 
+# `workflow.trigger` of a run that records no trigger (started by hand, or before triggers).
+MANUAL_TRIGGER: dict[str, Any] = {"type": "manual", "name": None, "tick": None}
+
 
 def no_observer(kind: str, info: dict[str, Any]) -> None:
     """The observer that ignores everything (runs nobody watches)."""
@@ -64,6 +67,8 @@ class RunContext:
     prior_items: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Set once the observer has been told which run this is (see `record`).
     announced: bool = False
+    # What started the run ({type, name, tick}); None: by hand (`run`, `submit`).
+    trigger: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._args_ns = Namespace("args", self.args)
@@ -79,6 +84,7 @@ class RunContext:
                 "run_number": self.run_number,
                 "timestamp": self.timestamp,
                 "description": self.workflow.description,
+                "trigger": Namespace("trigger", dict(self.trigger or MANUAL_TRIGGER)),
             },
         )
 

@@ -56,9 +56,21 @@ def fresh_workspace(workflow: Workflow, *, workspace: Path | None, base_dir: Pat
         ) from None
 
 
+TRIGGER_TYPES = ("manual", "schedule", "watch")
+
+
+def make_trigger(kind: str = "manual", name: str | None = None, tick: str | None = None) -> dict[str, Any]:
+    """What started a run, as its state records it: ``{type, name, tick}``."""
+    if kind not in TRIGGER_TYPES:
+        raise ValueError(f"unknown trigger type {kind!r}")
+    return {"type": kind, "name": name, "tick": tick}
+
+
 def run_header(workflow: Workflow, *, run_id: str, workspace: Path, run_number: int | None,
-               params: dict[str, Any], plan: Plan, mode: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The ``run`` transition a new run starts from (stores and mirror alike)."""
+               params: dict[str, Any], plan: Plan, mode: str, options: dict[str, Any],
+               trigger: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``run`` transition a new run starts from (stores and mirror alike); ``trigger``
+    says what started it (default: by hand, ``run`` or ``submit``)."""
     return {
         "t": "run",
         "at": time.time(),
@@ -75,6 +87,7 @@ def run_header(workflow: Workflow, *, run_id: str, workspace: Path, run_number: 
         "plan": plan.to_dict(),
         "mode": mode,
         "options": options,
+        "trigger": dict(trigger) if trigger else make_trigger(),
     }
 
 

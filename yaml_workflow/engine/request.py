@@ -25,6 +25,8 @@ class RunRequest:
     start_from: str | None = None
     skip_steps: list[str] = field(default_factory=list)
     state_url: str | None = None
+    # What started the run: {type: manual|schedule|watch, name, tick} (None: manual).
+    trigger: dict[str, Any] | None = None
     observer: Observer = no_observer
     # resume
     resume: bool = False

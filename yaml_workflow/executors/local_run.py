@@ -82,9 +82,10 @@ def start_run(request: RunRequest) -> RunResult:
     store = _store_for(request, workspace.parent)
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, args, recorder, run_number=number,
-                    environ=environ, masker=masker, timestamp=now_iso(), observer=request.observer)
+                    environ=environ, masker=masker, timestamp=now_iso(), observer=request.observer,
+                    trigger=request.trigger)
     header = run_header(workflow, run_id=run_id, workspace=workspace, run_number=number, params=args,
-                        plan=plan, mode="local", options=_options(request))
+                        plan=plan, mode="local", options=_options(request), trigger=request.trigger)
     recorder.start(masker.event(header))
     lease = LeaseKeeper(store, run_id)
     lease.acquire()
@@ -203,7 +204,7 @@ def _prepare_resume(request: RunRequest, store: Store, run_id: str,
     recorder = RunRecorder(store, run_id, workspace)
     rc = RunContext(workflow, run_id, workspace, decision.args, recorder,
                     run_number=doc.get("run_number"), environ=environ, masker=masker,
-                    timestamp=now_iso(), observer=request.observer)
+                    timestamp=now_iso(), observer=request.observer, trigger=doc.get("trigger"))
     rc.load_steps({n: r for n, r in records.items() if n in decision.done})
     rc.prior_items = reusable_items(plan, decision, records)
     clear_cancel(workspace)  # resuming a cancelled run undoes the cancel

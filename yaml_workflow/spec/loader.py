@@ -187,7 +187,19 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, tuple[Any, ...]]:
     first = err.errors()[0]
     loc = tuple(first.get("loc", ()))
     where = ".".join(str(p) for p in loc)
-    return (f"{where}: {first.get('msg')}" if where else str(first.get("msg")), loc)
+    message = str(first.get("msg")).removeprefix("Value error, ")
+    return (f"{where}: {message}" if where else message, loc)
+
+
+def _line_at(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """The line of the deepest key of ``loc`` that the document has (errors in nested blocks)."""
+    line = None
+    for part in loc:
+        if not isinstance(node, LineDict) or part not in node:
+            break
+        line = node.line_of(part)
+        node = node[part]
+    return line
 
 
 def _params_of(doc: LineDict, file: str) -> dict[str, Any]:
@@ -283,7 +295,7 @@ def build_workflow(doc: LineDict, path: Path) -> Workflow:
         workflow = Workflow.model_validate({**top, "steps": [], "source": str(path.resolve())})
     except ValidationError as err:
         problem, loc = _pydantic_problem(err)
-        raise SpecError(problem, file=file, line=_line(doc, loc[0]) if loc else None) from None
+        raise SpecError(problem, file=file, line=_line_at(doc, loc) if loc else None) from None
     workflow.steps = steps
     workflow._lines = dict(step_lines)
     check_references(workflow, file=file, lines=step_lines, doc=doc)
@@ -381,3 +393,29 @@ def _check_cycles(workflow: Workflow, file: str | None, lines: dict[str, int | N
                 state[dep] = 1
                 path.append(dep)
                 pending.append(list(reversed(deps[dep])))
+
+
+def workflow_files(path: str | Path) -> list[Path]:
+    """The files a workflow is read from: itself and its imports, transitively (absolute).
+
+    Best effort: a file that does not parse or an import that does not exist ends the
+    walk there (`run --watch` still watches what it found, and loading reports the error).
+    """
+    found: list[Path] = []
+
+    def visit(file: Path) -> None:
+        if file in found:
+            return
+        found.append(file)
+        try:
+            doc = read_document(file)
+        except SpecError:
+            return
+        imports = doc.get("imports") or []
+        for entry in [imports] if isinstance(imports, str) else imports if isinstance(imports, list) else []:
+            target = (file.parent / str(entry)).resolve()
+            if target.is_file():
+                visit(target)
+
+    visit(Path(path).resolve())
+    return found

@@ -7,6 +7,7 @@ the run, and ``yaml-workflow schema`` prints their JSON Schema for editors.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -123,6 +124,81 @@ class Flows(_Model):
         return value
 
 
+CatchupPolicy = Literal["none", "latest", "all"]
+_EVERY = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_EVERY_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Schedule(_Model):
+    """The ``schedule:`` block: when the fleet's beat starts runs of the workflow.
+
+    A cron string alone is short for ``{cron: ...}``.  ``every`` is whole seconds (``30s``,
+    ``5m``, ``1h``, ``1d`` or a number); its ticks are aligned to the Unix epoch in UTC,
+    so it takes no ``timezone``.
+    """
+
+    cron: str | None = None
+    every: int | None = None
+    timezone: str = "UTC"
+    params: dict[str, Any] = Field(default_factory=dict)
+    catchup: CatchupPolicy = "latest"
+    max_active_runs: int = Field(default=1, ge=1)
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cron_string(cls, value: Any) -> Any:
+        return {"cron": value} if isinstance(value, str) else value
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every_seconds(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        match = _EVERY.match(str(value))
+        if not match:
+            raise ValueError(f"'{value}' is not an interval: write 30s, 5m, 1h, 1d or whole seconds")
+        seconds = int(match.group(1)) * _EVERY_UNITS[match.group(2).lower()]
+        if seconds < 1:
+            raise ValueError(f"'{value}' never repeats: an interval is at least 1s")
+        return seconds
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .cron import parse_cron
+
+            parse_cron(value)  # CronError is a ValueError: pydantic reports it on this key
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}': use an IANA name such as "
+                             "Europe/Berlin or America/New_York") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give either `cron` or `every`" if self.cron is None
+                             else "give `cron` or `every`, not both")
+        if self.every is not None and self.timezone != "UTC":
+            raise ValueError("`every` ticks are aligned to the Unix epoch in UTC; `timezone` is for `cron`")
+        return self
+
+    @property
+    def timing(self) -> str:
+        """How the schedule repeats, in words (``cron 0 3 * * * Europe/Berlin``, ``every 300s``)."""
+        return f"cron {self.cron} {self.timezone}" if self.cron is not None else f"every {self.every}s"
+
+
 class Workflow(_Model):
     """A whole workflow, imports already merged in."""
 
@@ -135,6 +211,7 @@ class Workflow(_Model):
     secrets: list[str] = Field(default_factory=list)
     imports: list[str] = Field(default_factory=list)
     flows: Flows | None = None
+    schedule: Schedule | None = None
     steps: list[Step] = Field(default_factory=list)
     # Where the workflow came from; not a YAML key.
     source: str | None = None
@@ -181,6 +258,7 @@ TOP_LEVEL_KEYS = (
     "secrets",
     "imports",
     "flows",
+    "schedule",
     "steps",
 )
 

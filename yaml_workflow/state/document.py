@@ -79,7 +79,7 @@ def new_document(header: dict[str, Any]) -> dict[str, Any]:
         "plan": header.get("plan"),
     }
     # param_secrets: params stored as references to secrets, by name (engine.secrets).
-    for key in ("env", "mode", "options", "param_secrets"):
+    for key in ("env", "mode", "options", "trigger", "param_secrets"):
         if key in header:
             doc[key] = header[key]
     return doc
@@ -90,7 +90,7 @@ def run_header(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
         "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
-        "options", "param_secrets",
+        "options", "trigger", "param_secrets",
     )
     header = {k: doc.get(k) for k in keys if k in doc}
     header["t"] = "run"

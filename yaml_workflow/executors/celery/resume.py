@@ -190,7 +190,8 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                 "queue": old.get("queue") or options.get("queue") or config.DEFAULT_QUEUE,
                 # Workers cache a run's spec; a new generation makes them read it again.
                 "gen": uuid.uuid4().hex[:12],
-                "prior_items": reusable_items(plan, decision, records)}
+                "prior_items": reusable_items(plan, decision, records),
+                "trigger": doc.get("trigger") or old.get("trigger")}
         recorder = RunRecorder(store, run_id, ws)
         events = resume_events(doc, decision, mark_skipped, mode="fleet")
         for event in events:

@@ -304,7 +304,7 @@ class FleetRun:
         rc = RunContext(self.workflow, self.run_id, self.workspace, dict(self.args),
                         self.recorder, run_number=self.spec.get("run_number"),
                         environ=dict(self.environ), masker=self.masker,
-                        timestamp=self.spec.get("timestamp", ""))
+                        timestamp=self.spec.get("timestamp", ""), trigger=self.spec.get("trigger"))
         # Recorded progress goes on to `submit --wait` and Flower (as a task event).
         rc.observer = current_task_progress(self)
         rc.load_steps(ns)

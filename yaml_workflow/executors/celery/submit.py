@@ -36,9 +36,10 @@ from .preflight import check_reachable, exported_env
 
 
 def submit_run(request: RunRequest, *, queue: str | None = None, export_env: bool = True,
-               app: Any = None) -> str:
+               app: Any = None, run_id: str | None = None) -> str:
     """Create the run in Redis and enqueue its first steps; the run id (the workspace
-    it created is set in ``request.workspace``)."""
+    it created is set in ``request.workspace``).  ``run_id``: the id to give it (an
+    idempotent submit chooses it before it binds its key)."""
     from .runtime import FleetRun
 
     workflow = request.workflow
@@ -62,16 +63,17 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
 
     base = (request.base_dir or Path(get_settings().workspace_root)).absolute()
     workspace, number = fresh_workspace(workflow, workspace=request.workspace, base_dir=base)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     env = exported_env(dict(request.environ), list(workflow.secrets), list(secrets.values())) if export_env else {}
     queue = queue or config.DEFAULT_QUEUE
     header = run_header(workflow, run_id=run_id, workspace=workspace, run_number=number, params=args,
                         plan=plan, mode="fleet",
                         options={"flow": request.flow, "start_from": request.start_from,
-                                 "skip_steps": list(request.skip_steps), "queue": queue})
+                                 "skip_steps": list(request.skip_steps), "queue": queue},
+                        trigger=request.trigger)
     spec = {"v": 1, "workflow": header["workflow"], "plan": header["plan"], **compiled, "args": stored_args,
-            "arg_secrets": arg_secrets, "env": env, "workspace": str(workspace), "run_number": number, "timestamp": now_iso(),
-            "queue": queue}
+            "arg_secrets": arg_secrets, "env": env, "workspace": str(workspace), "run_number": number,
+            "timestamp": now_iso(), "queue": queue, "trigger": header["trigger"]}
     store = open_store(state)
     recorder = RunRecorder(store, run_id, workspace)
     recorder.start(masker.event(header))

@@ -8,6 +8,9 @@ module outside this package builds a key or calls the raw client.
 from __future__ import annotations
 
 from .fleet import Begun, Committed, FleetState, Holder
+from .idempotency import Binding, IdempotencyKeys
+from .schedules import Schedules
 from .store import RedisStore
 
-__all__ = ["Begun", "Committed", "FleetState", "Holder", "RedisStore"]
+__all__ = ["Begun", "Binding", "Committed", "FleetState", "Holder", "IdempotencyKeys", "RedisStore",
+           "Schedules"]

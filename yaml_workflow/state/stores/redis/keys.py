@@ -19,6 +19,13 @@
     P:run:<id>:claim:<step>     string the live claim of a running step (token, TTL)
     P:run:<id>:batch:<step>:<n> hash   fan-out n of a batch step: plan, item:<i>, chunkdone:<c>
     P:run:<id>:resume           string the lock of a `submit --resume` in progress
+    P:idem:<key>                string the run an idempotency key is bound to (JSON, TTL)
+    P:schedules                 hash   schedule name -> its definition (workflow, schedule, source)
+    P:schedule:<name>           hash   its state: paused, cursor (last tick decided), last tick/run
+    P:schedule:<name>:log       zset   what each tick became (JSON: run, skipped, missed), by tick time
+    P:schedule:<name>:active    set    ids of its runs that may still be running (max_active_runs)
+    P:schedule:<name>:fire      string the lock that makes one fire of the schedule at a time
+    P:beat:lock                 string the lock of the active `yaml-workflow beat` (JSON, TTL)
 
 Nothing else builds a key string: callers ask :class:`Keyspace` and :class:`RunKeys`.
 """
@@ -81,6 +88,21 @@ class RunKeys:
         return f"{glob_escape(self.base)}:*"
 
 
+class ScheduleKeys:
+    """The keys of one schedule."""
+
+    def __init__(self, prefix: str, name: str) -> None:
+        self.state = f"{prefix}:schedule:{name}"
+        self.log = f"{self.state}:log"
+        self.active = f"{self.state}:active"
+        self.fire_lock = f"{self.state}:fire"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every key of the schedule (``schedule remove``)."""
+        return (self.state, self.log, self.active, self.fire_lock)
+
+
 class Keyspace:
     """The keys of one prefix."""
 
@@ -91,3 +113,21 @@ class Keyspace:
     def run(self, run_id: str) -> RunKeys:
         """The keys of run ``run_id``."""
         return RunKeys(self.prefix, run_id)
+
+    @property
+    def schedules(self) -> str:
+        """The hash of schedule definitions."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def beat_lock(self) -> str:
+        """The lock that one `yaml-workflow beat` among its replicas holds."""
+        return f"{self.prefix}:beat:lock"
+
+    def schedule(self, name: str) -> ScheduleKeys:
+        """The keys of schedule ``name``."""
+        return ScheduleKeys(self.prefix, name)
+
+    def idempotency(self, key: str) -> str:
+        """The binding of an idempotency key (``submit --idempotency-key``, schedules' ticks)."""
+        return f"{self.prefix}:idem:{key}"

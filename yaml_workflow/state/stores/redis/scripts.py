@@ -20,7 +20,8 @@ _PRELUDES = {
     "commit": ("_status", "_ops"),
 }
 NAMES = ("apply", "begin", "commit", "renew", "retake", "release", "chunk_done", "run_counts",
-         "lease_swap", "lease_renew", "lease_release")
+         "lease_swap", "lease_renew", "lease_release", "bind", "compare_delete",
+         "beat_lock", "beat_advance")
 
 
 @cache
