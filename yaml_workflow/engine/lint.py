@@ -104,30 +104,46 @@ def _templates(step: Step) -> list[str]:
 class _RunsBefore:
     """Answers "has step B certainly finished (or failed and jumped) when step A starts?".
 
-    Linear in the workflow: file positions for a sequence; for a DAG, each step's
-    ancestors among the steps templates read (``targets``) as one bit set (an int),
-    built once in topological order.
+    Linear in the workflow: file positions for a sequence; for a DAG, a direct dependency
+    answers at once, and otherwise each step's ancestors among the steps that templates
+    read beyond their direct dependencies (:meth:`need`) are one bit set (an int), built
+    once in topological order.
     """
 
-    def __init__(self, workflow: Workflow, targets: set[str]) -> None:
+    def __init__(self, workflow: Workflow) -> None:
         self.position = {name: i for i, name in enumerate(workflow.step_names)}
-        self.workflow = workflow
         self.is_dag = workflow.is_dag
-        self.bit = {name: i for i, name in enumerate(sorted(targets & set(self.position)))}
+        self.deps: dict[str, set[str]] = {}
+        if self.is_dag:
+            self.deps = {k: set(v) for k, v in (build_plan(workflow, flow="all").deps or {}).items()}
+            for step in workflow.steps:
+                if step.on_error and step.on_error.next:
+                    self.deps.setdefault(step.on_error.next, set()).add(step.name)
+        self.targets: set[str] = set()
+        self.bit: dict[str, int] = {}
         self._ancestors: dict[str, int] | None = None
+
+    def direct(self, step: str, other: str) -> bool:
+        """True when the answer needs no walk: a sequence, or a direct dependency."""
+        return not self.is_dag or other in self.deps.get(step, ())
+
+    def need(self, step: str, other: str) -> None:
+        """Note a question that :meth:`__call__` will be asked (before the first answer)."""
+        if not self.direct(step, other) and other in self.position:
+            self.targets.add(other)
 
     def __call__(self, step: str, other: str) -> bool:
         if not self.is_dag:
             return self.position[other] < self.position[step]
+        if other in self.deps.get(step, ()):
+            return True
         if self._ancestors is None:
+            self.bit = {name: i for i, name in enumerate(sorted(self.targets))}
             self._ancestors = self._build()
         return bool(self._ancestors.get(step, 0) >> self.bit[other] & 1)
 
     def _build(self) -> dict[str, int]:
-        deps = {k: set(v) for k, v in (build_plan(self.workflow, flow="all").deps or {}).items()}
-        for step in self.workflow.steps:
-            if step.on_error and step.on_error.next:
-                deps.setdefault(step.on_error.next, set()).add(step.name)
+        deps = self.deps
         waiting = {name: len(deps.get(name, ())) for name in self.position}
         users: dict[str, list[str]] = {}
         for name, before in deps.items():
@@ -167,7 +183,11 @@ def _template_warnings(workflow: Workflow) -> list[LintWarning]:
             found_refs |= references(source)
         if found_refs:
             read.append((step, sorted(found_refs)))
-    runs_before = _RunsBefore(workflow, {key for _, refs in read for ns, key in refs if ns == "steps"})
+    runs_before = _RunsBefore(workflow)
+    for step, refs in read:
+        for ns, key in refs:
+            if ns == "steps" and key != step.name:
+                runs_before.need(step.name, key)
     suggestions = 0
     for step, refs in read:
         line = lines.get(step.name)

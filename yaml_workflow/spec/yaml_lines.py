@@ -65,16 +65,30 @@ class _DuplicateKey(Exception):
         self.line = line
 
 
+# Tags of short plain scalars, as PyYAML's implicit resolvers decide them (they depend on
+# the value alone: no path resolvers).
+_RESOLVED: dict[str, str] = {}
+
+
 class _LineLoader(_BaseLoader):  # type: ignore[misc]
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # PyYAML's resolver, minus its work for the common scalar no implicit type can
-        # match (a quoted one, or one whose first character starts no int/bool/null/...):
-        # a third of the time of loading a large workflow went into it.
-        if kind is yaml.ScalarNode and (
-            not implicit[0] or (value and value[0] not in self.yaml_implicit_resolvers)
-        ):
+        # PyYAML's resolver (the safe loader has no path resolvers), minus its work for
+        # collections and for the common scalar no implicit type can match (a quoted one,
+        # or one whose first character starts no int/bool/null/...): a third of the time
+        # of loading a large workflow went into it.
+        if kind is yaml.ScalarNode:
+            if implicit[0] and (not value or value[0] in self.yaml_implicit_resolvers):
+                # Keys such as `name` and `task` repeat once per step: resolved once.
+                tag = _RESOLVED.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(value) <= 32 and len(_RESOLVED) < 4096:
+                        _RESOLVED[value] = tag
+                return tag
             return self.DEFAULT_SCALAR_TAG
-        return super().resolve(kind, value, implicit)
+        if kind is yaml.SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
+        return self.DEFAULT_MAPPING_TAG
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -8,6 +8,7 @@ import) and the Jinja2 side (:mod:`.sandbox`) can use it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 
@@ -49,7 +50,8 @@ def _segment(name: str, single: str, double: str, digits: str) -> str | int:
     return int(digits) if digits else single or double
 
 
-def simple_paths(source: str) -> list[tuple[str | int, ...]] | None:
+@lru_cache(maxsize=32768)  # load and lint both ask, template by template
+def simple_paths(source: str) -> tuple[tuple[str | int, ...], ...] | None:
     """The names a template reads, as paths (``("steps", "a", "result")``), when the
     template is text and plain ``{{ name.attr['key'] }}`` substitutions only; else None."""
     paths: list[tuple[str | int, ...]] = []
@@ -64,4 +66,4 @@ def simple_paths(source: str) -> list[tuple[str | int, ...]] | None:
         last = match.end()
     if "{" in source[last:]:
         return None
-    return paths
+    return tuple(paths)
