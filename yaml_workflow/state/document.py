@@ -78,7 +78,7 @@ def new_document(header: dict[str, Any]) -> dict[str, Any]:
         "workflow": header.get("workflow"),
         "plan": header.get("plan"),
     }
-    for key in ("env", "mode", "options", "trigger"):
+    for key in ("env", "mode", "options", "trigger", "workflow_digest", "params_digest"):
         if key in header:
             doc[key] = header[key]
     return doc
@@ -89,7 +89,7 @@ def run_header(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
         "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
-        "options", "trigger",
+        "options", "trigger", "workflow_digest", "params_digest",
     )
     header = {k: doc.get(k) for k in keys if k in doc}
     header["t"] = "run"
@@ -173,6 +173,8 @@ def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         state["failed_step"] = None
     elif kind == "params":
         doc["params"] = event["params"]
+        if "params_digest" in event:
+            doc["params_digest"] = event["params_digest"]
     if at is not None:
         doc["last_updated"] = now_iso(at)
     return doc
@@ -269,6 +271,7 @@ _TOP_FIELDS: dict[str, Any] = {
     "name": _text, "workflow_file": _text, "workspace": _text, "mode": _text,
     "start_time": _iso, "last_updated": _iso, "run_number": _int,
     "params": _mapping, "env": _mapping, "workflow": _mapping,
+    "workflow_digest": _text, "params_digest": _text,
     # Transitions add to these in place: present means a real container.
     "variables": lambda v: isinstance(v, dict), "flags": lambda v: isinstance(v, dict),
     "fingerprints": lambda v: isinstance(v, dict) and all(_text(x) for x in v.values()),

@@ -224,6 +224,8 @@ def event_ops(keys: RunKeys, index: str, event: dict[str, Any]) -> list[Op]:
         ops.append(["HDEL", keys.run, "failed_step"])
     elif kind == "params":
         ops.append(["HSET", keys.run, "params", dumps(event["params"])])
+        if "params_digest" in event:
+            ops.append(["HSET", keys.run, "params_digest", dumps(event["params_digest"])])
     if event.get("at") is not None:
         ops.append(["HSET", keys.run, "last_updated", now_iso(event["at"])])
     return ops
