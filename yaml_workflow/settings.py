@@ -53,6 +53,11 @@ OptionalDuration = Annotated[float | None, BeforeValidator(parse_duration)]
 OptionalText = Annotated[str | None, BeforeValidator(_empty_is_unset)]
 
 
+def _default_key_file() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "yaml-workflow", "key")
+
+
 def _check_url(value: str | None, schemes: tuple[str, ...], what: str) -> str | None:
     if value is None:
         return None
@@ -119,6 +124,12 @@ class Settings(BaseSettings):
         None, gt=0, description="completed and cancelled runs expire from Redis after this (unset: kept)")
     fsync: bool = Field(False, description="fsync the JSON mirror's journal and snapshots (power-loss safety)")
     lease_ttl: Duration = Field(15, gt=0, description="seconds a local run's lease lives without its heartbeat")
+    fleet_key: Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)] = Field(
+        None, description="the key of the digests that make a run's stored workflow and params data, not "
+                          "code (give every submitter of a fleet the same); unset: a per-user key file")
+    key_file: str = Field(default_factory=lambda: _default_key_file(),
+                          description="the per-user key file used when YAML_WORKFLOW_FLEET_KEY is unset "
+                                      "(default: $XDG_CONFIG_HOME/yaml-workflow/key, else ~/.config/...)")
     # --- clients ---------------------------------------------------------------------
     debug: bool = Field(False, description="print tracebacks of internal errors")
     ui_token: Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)] = Field(
@@ -254,5 +265,7 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "unset" if default is None else f"`{default}`"
+        if field.default_factory is not None:
+            shown = "per user"
         lines.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(lines) + "\n"

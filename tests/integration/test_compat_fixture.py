@@ -79,10 +79,16 @@ def test_a_local_run_of_the_old_release_resumes(tmp_path: Path) -> None:
     workspace = _copy("local", tmp_path)
     before, witness = _state(workspace), _witness(workspace)
     assert before["workflow_id"] == MANIFEST["local"]["run_id"] and before["status"] == "failed"
-    # when today's code resumes it from its workspace alone (the workflow is stored in it)
-    proc = subprocess.run([sys.executable, "-m", "yaml_workflow", "run", "--resume", "--workspace",
-                           str(workspace)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          stdin=subprocess.DEVNULL)
+    # when today's code resumes it: its stored workflow was not signed (the old release did
+    # not sign), so it alone is not trusted; the workflow file given again is checked
+    # against the steps that ran
+    alone = subprocess.run([sys.executable, "-m", "yaml_workflow", "run", "--resume", "--workspace",
+                            str(workspace)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           stdin=subprocess.DEVNULL)
+    assert alone.returncode == 2 and "pass the workflow file" in alone.stderr, alone.stderr
+    proc = subprocess.run([sys.executable, "-m", "yaml_workflow", "run", str(FIXTURE / "compat.yaml"), "--resume",
+                           "--workspace", str(workspace)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL)
     # then it completes where it stopped
     assert proc.returncode == 0, proc.stderr
     _check_completed(workspace, before, witness)
@@ -111,8 +117,9 @@ def test_a_fleet_run_of_the_old_release_resumes_on_new_workers(tmp_path: Path) -
         shown = json.loads(status.stdout)
         assert shown["status"] == "failed" and shown["run_id"] == run_id
         # when today's code resumes it on the fleet (the workspace moved: --workspace says where)
-        proc = fleet.cli("submit", "--resume", run_id, "--workspace", str(workspace), "--wait",
-                         "--format", "json", timeout=180)
+        # (with the workflow file: the old release did not sign the workflow it stored)
+        proc = fleet.cli("submit", str(FIXTURE / "compat.yaml"), "--resume", run_id, "--workspace",
+                         str(workspace), "--wait", "--format", "json", timeout=180)
         # then it completes, each step recorded once, the old outputs used
         assert proc.returncode == 0, (proc.stdout, proc.stderr, fleet.log(0)[-3000:])
         out = json.loads(proc.stdout)

@@ -723,3 +723,37 @@ def test_workflow_run_id_is_the_state_files_workflow_id(tmp_path: Path) -> None:
     on_disk = json.loads((Path(result.workspace) / STATE_FILE).read_text())
     assert result.outputs["who"] == on_disk["workflow_id"] == result.run_id
     assert Path(result.workspace).name == "wf_run_1"
+
+
+# --- the step's timeout covers rendering its inputs ----------------------------------------
+
+
+def test_a_template_that_loops_is_stopped_by_the_step_timeout(tmp_path: Path) -> None:
+    # given a step whose input takes minutes to render, and a timeout of 1 s (run in a
+    # process of its own: the abandoned rendering thread dies with it).  The loop stays
+    # within the sandbox's bounds (templating/limits: a loop past its work budget is
+    # refused by the sandbox itself): each turn is slow, not each turn a lot of turns.
+    import subprocess
+    import sys
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(textwrap.dedent("""
+        steps:
+          - name: spin
+            task: echo
+            timeout: 1
+            inputs:
+              message: "{% for i in range(100000) %}{{ ('ab' * 2000000) | replace('a', 'c') | length }}{% endfor %}done"
+          - name: after
+            task: noop
+    """))
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "yaml_workflow", "run", str(wf), "--workspace",
+                           str(tmp_path / "ws"), "--format", "json"], capture_output=True, text=True, timeout=60)
+    # then the step fails with its timeout, long before the loop could end
+    assert time.monotonic() - started < 15
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["failed_step"] == "spin", proc.stderr
+    doc = read_state(tmp_path / "ws")
+    assert records(doc)["spin"]["error_type"] == "StepTimeoutError"
+    assert "after" not in records(doc)

@@ -713,3 +713,31 @@ def test_python_code_is_a_template_and_inputs_pass_values_as_data(tmp_path: Path
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     assert "`python_code`: the code is a template" in text and "inputs:" in text
     assert "base64" in text and "split in pieces" in text
+
+
+def test_a_forged_reference_to_another_secret_is_refused_by_the_params_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The references that stand for secret params are signed with the params: pointing
+    # `label` at another declared secret would hand it that secret's value.
+    monkeypatch.setenv("YWF_REF_ONE", "first-secret-value")
+    monkeypatch.setenv("YWF_REF_TWO", "second-secret-value")
+    wf = write(tmp_path / "wf.yaml", """
+        secrets: [YWF_REF_ONE, YWF_REF_TWO]
+        params:
+          label: {type: string}
+        steps:
+          - name: gate
+            task: shell
+            inputs: {command: "test -f {{ workflow.workspace }}/go"}
+    """)
+    code, out, err = cli("run", str(wf), "--workspace", str(tmp_path / "ws"), "label=first-secret-value", "-q")
+    assert code == 1, err
+    path = tmp_path / "ws" / STATE_FILE
+    state = json.loads(path.read_text())
+    assert state["param_secrets"] == [{"path": ["label"], "secret": "YWF_REF_ONE"}]
+    state["param_secrets"][0]["secret"] = "YWF_REF_TWO"
+    path.write_text(json.dumps(state))
+    (tmp_path / "ws" / "go").touch()
+    code, out, err = cli("run", str(wf), "--resume", "--workspace", str(tmp_path / "ws"))
+    assert code == 2 and "digest" in err, err

@@ -21,8 +21,10 @@ from ..spec.models import Workflow
 from ..state.document import RUNNING, history_event, now_iso, status_event, step_event
 from ..state.mirror import JOURNAL_DIR, STATE_FILE
 from .context import RunContext
+from .integrity import params_are_intact, signed_params, workflow_is_intact
 from .plan import Plan
-from .resume import ResumeDecision
+from .resume import ResumeDecision, changed_steps
+from .secrets import Masker
 from .workspace import create_workspace, prepare, run_number_of
 
 SKIPPED_BY_HAND = "skipped by hand (yaml-workflow skip)"
@@ -105,6 +107,36 @@ def workflow_env(workflow: Workflow, args: dict[str, Any], environ: dict[str, st
     return probe.environ
 
 
+def trusted_workflow(doc: dict[str, Any], where: str, given: Workflow | None) -> Workflow:
+    """The workflow a resume may run: the file given again, else the one stored with the
+    run if it matches its digest (see :mod:`.integrity`).  A stored workflow that does not
+    match (or a run recorded before digests) is refused unless the file is given again
+    and matches the steps that ran."""
+    intact = workflow_is_intact(doc)
+    if given is not None:
+        if intact is not True:
+            changed = changed_steps(given, doc)
+            if changed:
+                raise StateFileError(where, (
+                    "holds a workflow that does not match its digest, and the file given differs from the "
+                    f"steps that ran ({', '.join(changed[:5])}); start a new run"))
+        return given
+    if intact is None:
+        raise StateFileError(where, "was recorded before stored workflows were signed; "
+                                    "pass the workflow file to resume it")
+    if intact is False:
+        raise StateFileError(where, "holds a workflow that does not match its digest (it was changed outside "
+                                    "yaml-workflow, or signed with another key); pass the workflow file")
+    return stored_workflow(doc, where)
+
+
+def check_params(doc: dict[str, Any], where: str, *, override: bool) -> None:
+    """Stored params that do not match their digest are refused unless new ones replace them."""
+    if params_are_intact(doc) is False and not override:
+        raise StateFileError(where, "holds params that do not match their digest (they were changed outside "
+                                    "yaml-workflow); give them again with --override-params k=v")
+
+
 def stored_workflow(doc: dict[str, Any], where: str) -> Workflow:
     """The workflow a run stored with itself, checked as strictly as a workflow file."""
     from pydantic import ValidationError
@@ -140,9 +172,10 @@ def reusable_items(plan: Plan, decision: ResumeDecision, records: dict[str, Any]
 
 
 def resume_events(doc: dict[str, Any], decision: ResumeDecision, mark_skipped: list[str] | tuple[str, ...],
-                  **history: Any) -> list[dict[str, Any]]:
+                  masker: Masker | None = None, **history: Any) -> list[dict[str, Any]]:
     """What a resume records before its first step: the steps that run again are reset,
-    the run is running again, the resume is in the history, new params, hand skips."""
+    the run is running again, the resume is in the history, new params (as stored:
+    masked, params equal to a secret as references to it, with their digest), hand skips."""
     count = 1 + sum(1 for h in doc.get("history", []) if h.get("event") == "resume")
     events = [
         {"t": "reset", "steps": decision.rerun, "at": time.time()},
@@ -150,7 +183,8 @@ def resume_events(doc: dict[str, Any], decision: ResumeDecision, mark_skipped: l
         history_event("resume", count=count, changed=decision.changed,
                       from_step=decision.rerun[0] if decision.rerun else None, **history),
     ]
-    if decision.args != doc.get("params"):
-        events.append({"t": "params", "params": decision.args})
+    stored, refs = masker.params(decision.args) if masker is not None else (decision.args, [])
+    if stored != doc.get("params") or refs != (doc.get("param_secrets") or []):
+        events.append({**signed_params(str(doc.get("workflow_id")), stored, refs), "at": time.time()})
     events += [step_event(name, "skipped", reason=SKIPPED_BY_HAND) for name in mark_skipped]
     return events

@@ -245,6 +245,8 @@ class Masker:
             return {k: v if k in ("t", "at") else self.value(v) for k, v in event.items()}
         masked = dict(event)
         for key in DATA_FIELDS[str(kind)]:
+            if key == "params" and "param_secrets" in masked:
+                continue  # already as stored (masked, referenced, maybe signed): left as it is
             if key == "params" and isinstance(masked.get(key), dict):
                 # A param equal to a secret is stored as a reference to it, by name.
                 masked["params"], masked["param_secrets"] = self.params(masked["params"])

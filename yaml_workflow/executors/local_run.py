@@ -15,13 +15,15 @@ from typing import Any
 from ..engine.cancel import clear_cancel
 from ..engine.context import RunContext
 from ..engine.hooks import pause_point
+from ..engine.integrity import sign
 from ..engine.lifecycle import (
+    check_params,
     fresh_workspace,
     new_run_id,
     resume_events,
     reusable_items,
     run_header,
-    stored_workflow,
+    trusted_workflow,
     workflow_env,
 )
 from ..engine.plan import Plan, build_plan
@@ -86,7 +88,7 @@ def start_run(request: RunRequest) -> RunResult:
                     trigger=request.trigger)
     header = run_header(workflow, run_id=run_id, workspace=workspace, run_number=number, params=args,
                         plan=plan, mode="local", options=_options(request), trigger=request.trigger)
-    recorder.start(masker.event(header))
+    recorder.start(sign(masker.event(header)))
     lease = LeaseKeeper(store, run_id)
     lease.acquire()
     return _drive(rc, plan, lease, set(), [history_event("start")])
@@ -186,9 +188,9 @@ def _prepare_resume(request: RunRequest, store: Store, run_id: str,
             raise
         doc = read_state(workspace)  # the store lost it: the mirror has it all
         store.restore_run(doc)
-    workflow = request.workflow
-    if workflow is None:
-        workflow = stored_workflow(doc, str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}")
+    where = str(workspace / STATE_FILE) if store.is_mirror else f"run {run_id}"
+    workflow = trusted_workflow(doc, where, request.workflow)
+    check_params(doc, where, override=request.override_params)
     options = doc.get("options") or {}
     plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
     environ, masker = _environment(workflow, request)
@@ -208,7 +210,7 @@ def _prepare_resume(request: RunRequest, store: Store, run_id: str,
     rc.load_steps({n: r for n, r in records.items() if n in decision.done})
     rc.prior_items = reusable_items(plan, decision, records)
     clear_cancel(workspace)  # resuming a cancelled run undoes the cancel
-    opening = resume_events(doc, decision, request.mark_skipped)
+    opening = resume_events(doc, decision, request.mark_skipped, masker=masker)
     for name in request.mark_skipped:
         rc.set_step(name, {"status": "skipped", "result": None})
     return rc, plan, decision.done, opening

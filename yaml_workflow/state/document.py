@@ -79,7 +79,7 @@ def new_document(header: dict[str, Any]) -> dict[str, Any]:
         "plan": header.get("plan"),
     }
     # param_secrets: params stored as references to secrets, by name (engine.secrets).
-    for key in ("env", "mode", "options", "trigger", "param_secrets"):
+    for key in ("env", "mode", "options", "trigger", "workflow_digest", "params_digest", "param_secrets"):
         if key in header:
             doc[key] = header[key]
     return doc
@@ -90,7 +90,7 @@ def run_header(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "workflow_id", "name", "start_time", "status", "workflow_file", "workspace",
         "run_number", "params", "variables", "fingerprints", "workflow", "plan", "env", "mode",
-        "options", "trigger", "param_secrets",
+        "options", "trigger", "workflow_digest", "params_digest", "param_secrets",
     )
     header = {k: doc.get(k) for k in keys if k in doc}
     header["t"] = "run"
@@ -175,6 +175,8 @@ def apply(doc: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     elif kind == "params":
         doc["params"] = event["params"]
         doc["param_secrets"] = event.get("param_secrets") or []
+        if "params_digest" in event:
+            doc["params_digest"] = event["params_digest"]
     if at is not None:
         doc["last_updated"] = now_iso(at)
     return doc
@@ -271,6 +273,7 @@ _TOP_FIELDS: dict[str, Any] = {
     "name": _text, "workflow_file": _text, "workspace": _text, "mode": _text,
     "start_time": _iso, "last_updated": _iso, "run_number": _int,
     "params": _mapping, "env": _mapping, "workflow": _mapping,
+    "workflow_digest": _text, "params_digest": _text,
     # Transitions add to these in place: present means a real container.
     "variables": lambda v: isinstance(v, dict), "flags": lambda v: isinstance(v, dict),
     "fingerprints": lambda v: isinstance(v, dict) and all(_text(x) for x in v.values()),

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.exceptions import LockError
 
-from ...engine.lifecycle import resume_events, reusable_items, stored_workflow
+from ...engine.lifecycle import check_params, resume_events, reusable_items, trusted_workflow
 from ...engine.plan import build_plan
 from ...engine.request import RunResult
 from ...engine.resume import decide
@@ -36,7 +36,7 @@ from ...state.document import (
     parse_iso,
 )
 from ...state.lease import lease_is_live
-from ...state.mirror import MIRROR_KEY, read_state
+from ...state.mirror import MIRROR_KEY, STATE_FILE, read_state
 from ...state.recorder import RunRecorder
 from ...state.stores import open_store
 from ...state.stores.redis import Committed, FleetState
@@ -162,8 +162,9 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
     try:
         doc, ws, lost = _find(run_id, store, workspace)
         _check_idle(run_id, doc, fs, store, lost, ws)
-        if workflow is None:
-            workflow = stored_workflow(doc, f"run {run_id}")
+        where = str(ws / STATE_FILE) if lost else f"run {run_id}"
+        workflow = trusted_workflow(doc, where, workflow)
+        check_params(doc, where, override=override_params is not None)
         options = doc.get("options") or {}
         plan = build_plan(workflow, flow=options.get("flow"), skip_steps=options.get("skip_steps") or [])
         secrets = check_secrets(workflow.secrets, process_environment())
@@ -193,7 +194,7 @@ def resume_fleet_run(run_id: str, *, from_step: str | None = None,
                 "prior_items": reusable_items(plan, decision, records),
                 "trigger": doc.get("trigger") or old.get("trigger")}
         recorder = RunRecorder(store, run_id, ws)
-        events = resume_events(doc, decision, mark_skipped, mode="fleet")
+        events = resume_events(doc, decision, mark_skipped, masker=masker, mode="fleet")
         for event in events:
             recorder.record(masker.event(event))
         ns = {n: json.dumps(ns_entry({**records.get(n, {}), "status": records.get(n, {}).get("status")}))

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError
 
+from ...engine.integrity import sign
 from ...engine.lifecycle import fresh_workspace, new_run_id, run_header, workflow_env
 from ...engine.plan import build_plan
 from ...engine.request import RunRequest
@@ -76,7 +77,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
             "timestamp": now_iso(), "queue": queue, "trigger": header["trigger"]}
     store = open_store(state)
     recorder = RunRecorder(store, run_id, workspace)
-    recorder.start(masker.event(header))
+    recorder.start(sign(masker.event(header)))
     recorder.record(history_event("submit"))
     fs.create(run_id, spec, len(plan.order))
     run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)

@@ -225,6 +225,8 @@ def event_ops(keys: RunKeys, index: str, event: dict[str, Any]) -> list[Op]:
     elif kind == "params":
         ops.append(["HSET", keys.run, "params", dumps(event["params"]),
                     "param_secrets", dumps(event.get("param_secrets") or [])])
+        if "params_digest" in event:
+            ops.append(["HSET", keys.run, "params_digest", dumps(event["params_digest"])])
     if event.get("at") is not None:
         ops.append(["HSET", keys.run, "last_updated", now_iso(event["at"])])
     return ops
