@@ -29,11 +29,13 @@ class Fleet:
     """A redis-server plus worker processes, with the environment that points at them."""
 
     def __init__(self, workers: int = 2, *, pool: str = "prefork", concurrency: int = 2,
-                 env: dict[str, str] | None = None, appendonly: bool = False) -> None:
+                 env: dict[str, str] | None = None, appendonly: bool = False,
+                 queues: dict[int, str] | None = None) -> None:
         self.server = RedisServer(appendonly=appendonly).start()
         self.dir = Path(tempfile.mkdtemp(prefix="ywf-fleet-"))
         self.count, self.pool, self.concurrency = workers, pool, concurrency
         self.extra = dict(env or {})
+        self.queues = dict(queues or {})  # worker number -> the queues it consumes (-Q)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.names: list[str] = []
         self._app: Any = None
@@ -47,11 +49,12 @@ class Fleet:
         env.update(self.extra)
         return env
 
-    def start(self, timeout: float = 60.0) -> Fleet:
-        """Start the workers and wait until each answers a ping."""
-        for i in range(self.count):
+    def start(self, timeout: float = 60.0, only: int | None = None) -> Fleet:
+        """Start the workers (``only``: the first ``only`` of them) and wait until each
+        answers a ping."""
+        for i in range(self.count if only is None else only):
             self.start_worker(i)
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, count=only)
         return self
 
     def start_worker(self, i: int) -> None:
@@ -60,6 +63,8 @@ class Fleet:
         argv = [sys.executable, "-m", "yaml_workflow", "worker", "--pool", self.pool,
                 "--concurrency", str(self.concurrency), "--hostname", name,
                 "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+        if i in self.queues:
+            argv += ["--queues", self.queues[i]]
         log = open(self.dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
