@@ -121,7 +121,8 @@ def print_result(result: RunResult, fmt: str, output: str | None = None) -> None
             sys.stdout.write(text)
         else:
             where = f" at step '{result.failed_step}'" if result.failed_step else ""
-            text = (f"Workflow '{result.workflow}' {result.status}{where}: {result.error} "
+            why = f": {result.error}" if result.error else ""  # a cancel has no error to name
+            text = (f"Workflow '{result.workflow}' {result.status}{where}{why} "
                     f"(run {result.run_id}, workspace {result.workspace})\n")
             sys.stderr.write(f"error: {printable(text.rstrip())}\n")
     if output:

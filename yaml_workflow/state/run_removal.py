@@ -49,11 +49,13 @@ class CleanReport:
 
 
 def records_store() -> Store | None:
-    """The store whose records go with the workspaces: Redis when one is configured."""
-    url = get_settings().state_url
-    if not url or url.startswith(("file:", "memory:")):
-        return None
-    return open_store(url)
+    """The store whose records go with the workspaces: the state Redis when one is configured.
+
+    The same Redis that ``status`` and ``runs`` read (:attr:`Settings.redis_state_url`): a
+    ``redis://`` broker URL alone counts, so the fleet's keys go with their workspaces.
+    """
+    url = get_settings().redis_state_url
+    return open_store(url) if url else None
 
 
 def _same_place(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
