@@ -106,7 +106,20 @@ def clean_runs(
     return report
 
 
+def _holder(entry: RunEntry, store: Store | None) -> Store | None:
+    """The store that may hold ``entry``'s records.
+
+    Set by the broker URL alone, the Redis holds fleet runs only: `run` keeps its runs in
+    their workspaces unless YAML_WORKFLOW_STATE_URL names a store, so a local run's
+    workspace goes without asking a Redis that may be down.
+    """
+    if store is not None and entry.mode != "fleet" and not get_settings().state_url:
+        return None
+    return store
+
+
 def _decide(entry: RunEntry, store: Store | None, dry_run: bool) -> Decision:
+    store = _holder(entry, store)
     problem = not_a_run_workspace(entry)
     if problem:
         return Decision(entry, "kept", problem)
