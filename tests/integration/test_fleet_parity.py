@@ -95,20 +95,24 @@ class Outcome:
         return str(normalize(lines[-1], places)) if lines else ""
 
 
-def _invoke(fleet: Fleet, argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
-    full = {**fleet.env, **env}
-    return Outcome(subprocess.run([sys.executable, "-m", "yaml_workflow", *argv], env=full, cwd=cwd,
-                                  capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL))
+def _start(fleet: Fleet, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "yaml_workflow", *argv], env={**fleet.env, **env}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _finish(proc: subprocess.Popen[str]) -> Outcome:
+    stdout, stderr = proc.communicate(timeout=180)
+    return Outcome(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
 
 
 def both(fleet: Fleet, tmp: Path, argv: list[str], *, env: dict[str, str] | None = None,
          setup: str | None = None, case: Path | None = None) -> tuple[Outcome, Outcome, dict[str, str]]:
-    """``run ARGV`` and ``submit ARGV --wait``, each in a directory of its own.
+    """``run ARGV`` and ``submit ARGV --wait``, each in a directory of its own, at once.
 
     In ``argv``, ``{tmp}``, ``{runs}`` and ``{case}`` stand for that directory, its
     ``runs`` folder and the case folder; ``env`` values may use them too.
     """
-    outcomes, places = [], {}
+    started, places = [], {}
     for name, command in (("local", ["run"]), ("fleet", ["submit", "--wait"])):
         where = tmp / name
         where.mkdir(parents=True, exist_ok=True)
@@ -124,8 +128,9 @@ def both(fleet: Fleet, tmp: Path, argv: list[str], *, env: dict[str, str] | None
         args = [expand(a) for a in argv]
         if "--format" not in args:
             args += ["--format", "json"]
-        outcomes.append(_invoke(fleet, [*command, *args], where, {k: expand(v) for k, v in (env or {}).items()}))
+        started.append(_start(fleet, [*command, *args], where, {k: expand(v) for k, v in (env or {}).items()}))
         places[str(where)] = "<tmp>"
+    outcomes = [_finish(proc) for proc in started]
     local, remote = outcomes
     for outcome in outcomes:
         if isinstance(outcome.doc, dict) and outcome.doc.get("workspace"):
