@@ -261,3 +261,17 @@ def test_the_built_in_default_broker_alone_reads_the_workspaces_only(tmp_path: P
     assert not any(s.startswith("redis") for s in one_json(listing)["sources"])
     missing = ywf(env, tmp_path, "status", "0123456789abcdef")
     assert missing.returncode == 2 and "redis" not in one_line(missing.stderr)
+
+
+def test_clean_with_the_broker_s_redis_down_is_one_line_exit_3_and_removes_nothing(place: Place) -> None:
+    # given a finished fleet run, and then a broker URL on which nothing listens
+    proc = place.submit(FIXME.replace("test -f", "true ||"), "--wait")
+    assert proc.returncode == 0, proc.stderr
+    doc = one_json(proc)
+    env = only_broker(f"redis://127.0.0.1:{free_port()}/0")
+    # when clean is asked to remove it
+    clean = ywf(env, place.submitter, "clean", "--workflow-id", doc["run_id"])
+    # then one line, exit 3, and the workspace (whose Redis keys could not go) is kept
+    assert clean.returncode == 3, clean.stderr
+    assert "cannot reach the state store" in one_line(clean.stderr)
+    assert Path(doc["workspace"]).exists()

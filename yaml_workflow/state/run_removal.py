@@ -101,6 +101,11 @@ def clean_runs(
     report = CleanReport()
     for entry, reason in chosen.kept:
         report.decisions.append(Decision(entry, "kept", reason))
+    asking = [e for e in chosen.remove if _holder(e, store) is not None and e.run_id]
+    if store is not None and asking:
+        # A store that cannot be reached is one error (StoreUnavailable, exit 3) before
+        # anything is removed, not one failure per run.
+        store.exists(str(asking[0].run_id))
     for entry in chosen.remove:
         report.decisions.append(_decide(entry, store, dry_run))
     return report
