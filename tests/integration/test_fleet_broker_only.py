@@ -126,7 +126,7 @@ def test_status_and_runs_read_the_fleet_s_runs_in_redis_and_say_so(place: Place)
     listing = place.at("runs", "--format", "json")
     assert listing.returncode == 0, listing.stderr
     doc = one_json(listing)
-    assert redis_url in doc["sources"]
+    assert doc["store"] == redis_url and redis_url in doc["sources"]
     row = next(r for r in doc["runs"] if r["run_id"] == run_id)
     assert row["store"] == redis_url and row["status"] == "completed"
     assert f"# read: {redis_url}" in place.at("runs").stdout
@@ -244,6 +244,7 @@ def test_an_unreachable_configured_redis_is_exit_3_unless_a_workspace_holds_the_
     listing = ywf(env, tmp_path, "runs", "--format", "json")
     assert listing.returncode == 3 and one_line(listing.stderr).startswith("warning: ")
     assert [r["run_id"] for r in one_json(listing)["runs"]] == [run_id]
+    assert one_json(listing)["store"] == "workspace"  # what was read: the workspaces only
 
 
 def test_the_built_in_default_broker_alone_reads_the_workspaces_only(tmp_path: Path) -> None:
@@ -259,6 +260,7 @@ def test_the_built_in_default_broker_alone_reads_the_workspaces_only(tmp_path: P
     listing = ywf(env, tmp_path, "runs", "--format", "json")
     assert listing.returncode == 0 and listing.stderr == "", listing.stderr
     assert not any(s.startswith("redis") for s in one_json(listing)["sources"])
+    assert one_json(listing)["store"] == "workspace"
     missing = ywf(env, tmp_path, "status", "0123456789abcdef")
     assert missing.returncode == 2 and "redis" not in one_line(missing.stderr)
 
