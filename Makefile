@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Workspaces of `make run` go under $(RUNS).  The last lines say how to call yaml-workflow
+# by its bare name: it lives in the virtualenv, which is not on PATH until activated.
+RUNS ?= runs
+
 run: $(STAMP)
-	$(VENV)/bin/yaml-workflow run examples/hello_world.yaml name=World --base-dir runs
+	$(VENV)/bin/yaml-workflow run examples/hello_world.yaml name=World --base-dir $(RUNS)
+	@echo
+	@echo "yaml-workflow is installed in $(VENV); to put it on PATH in this shell:"
+	@echo "    . $(VENV)/bin/activate"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -45,9 +52,13 @@ worker: $(STAMP)
 	$(VENV)/bin/yaml-workflow worker
 
 # Flower for the local fleet, on loopback (no auth: the compose/Kubernetes/systemd
-# deployments add basic auth).
+# deployments add basic auth).  `make flower FLOWER_PORT=5566` for another port; Flower
+# itself reads FLOWER_BASIC_AUTH=user:password and FLOWER_UNAUTHENTICATED_API from the
+# environment (its REST API answers 401 without one of them).
+FLOWER_PORT ?= 5555
+
 flower: $(STAMP)
-	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=5555 \
+	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=$(FLOWER_PORT) \
 	    --tasks_columns=name,args,state,retries,received,runtime,worker
 
 # docker compose: Compose v2 when the docker CLI has it, else docker-compose 1.x.

@@ -30,8 +30,11 @@ class Fleet:
 
     def __init__(self, workers: int = 2, *, pool: str = "prefork", concurrency: int = 2,
                  env: dict[str, str] | None = None, appendonly: bool = False,
-                 queues: dict[int, str] | None = None) -> None:
+                 queues: dict[int, str] | None = None, broker_only: bool = False) -> None:
         self.server = RedisServer(appendonly=appendonly).start()
+        # As the README's fleet section sets it up: the broker URL alone (runs live in the
+        # broker's Redis under the default key prefix; the server is this fleet's own).
+        self.broker_only = broker_only
         self.dir = Path(tempfile.mkdtemp(prefix="ywf-fleet-"))
         self.count, self.pool, self.concurrency = workers, pool, concurrency
         self.extra = dict(env or {})
@@ -45,6 +48,9 @@ class Fleet:
         """The environment of workers and submitters."""
         env = dict(os.environ)
         env.update(self.server.env())
+        if self.broker_only:
+            for name in ("YAML_WORKFLOW_STATE_URL", "YAML_WORKFLOW_KEY_PREFIX"):
+                env.pop(name)
         env["YAML_WORKFLOW_WORKSPACE_ROOT"] = str(self.dir / "runs")
         env.update(self.extra)
         return env
