@@ -1,5 +1,8 @@
 # The documented entry points.  Each target installs what it needs itself.
 PYTHON ?= python3
+# make test runs the suite in two processes; fault and timing tests (marked serial) run
+# one at a time in one of them.
+TEST_JOBS ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -27,7 +30,7 @@ run: $(STAMP)
 	@echo "    . $(VENV)/bin/activate"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check yaml_workflow workers tests bench
@@ -37,7 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 soak: $(STAMP)
-	$(PY) -m pytest -q -m soak -p no:cacheprovider
+	YWF_SOAK=1 $(PY) -m pytest -q -m "soak or serial" -p no:cacheprovider
 
 acceptance: $(STAMP)
 	$(PY) ../shared/acceptance/run.py --cli "$(CURDIR)/$(VENV)/bin/yaml-workflow"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.rounds import rounds as repetitions
 from tests.support.witness import count, finished, state, step, submit, witness
 from tests.support.workers import Fleet, wait_for
 
@@ -150,7 +151,7 @@ def test_broker_lost_during_a_retry_countdown_the_step_is_not_dropped(tmp_path: 
 
 
 def test_two_resumes_at_once_one_proceeds_the_other_is_refused(tmp_path: Path) -> None:
-    rounds = 20
+    rounds = repetitions(5, 20)
     fleet = Fleet(workers=1, concurrency=1, env=SHORT)
     try:
         fleet.start()
