@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
 	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq redis-server)
+	@# the compose tool checks docker-compose.yml in the tests (Debian's docker-compose 1.29)
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || \
+	    (apt-get update -qq && apt-get install -y -qq docker-compose)
 	touch $(STAMP)
 
 install: $(STAMP)
