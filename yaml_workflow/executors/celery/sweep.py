@@ -29,7 +29,6 @@ from typing import Any
 
 import redis
 
-from ...exceptions import RunNotFound
 from ...settings import get_settings
 from ...state.stores.redis.sweep import RunFacts, SweepState
 from . import config
@@ -77,20 +76,17 @@ class Sweep:
         changes = self.state.last_change(active) if active else {}
         seen, sent = {}, {}
         for run_id, last in changes.items():
-            try:
-                spec = get_run(run_id).spec
-            except RunNotFound:
+            if last is not None and now - last < stall:
+                continue  # the usual case: something happened lately, nothing more to read
+            spec = self.state.spec(run_id)
+            if spec is None:
                 self.state.forget(run_id)
                 continue
             if now - (last if last is not None else _started(spec, now)) < stall:
                 continue
             facts = self.state.facts(run_id)
-            if facts.fields.get("gen", "") != spec.get("gen", ""):  # resumed since it was cached
-                forget_run(run_id)
-                spec = get_run(run_id).spec
             if facts.status != "running":
                 self.state.forget(run_id)
-                forget_run(run_id)
                 continue
             if facts.live_claims or facts.waiting_retry(now):
                 continue

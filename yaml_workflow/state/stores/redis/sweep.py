@@ -11,6 +11,7 @@ and no message of its own in the broker's lists or unacknowledged hash.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,11 @@ class SweepState:
         for run_id, last in zip(run_ids, pipe.execute(), strict=True):
             out[run_id] = int(decode_text(last[0][0]).split("-")[0]) / 1000 if last else None
         return out
+
+    def spec(self, run_id: str) -> dict[str, Any] | None:
+        """The run's compiled spec as stored (plain JSON: no models are built here)."""
+        raw = self._r.get(self.keys.run(run_id).spec)
+        return json.loads(raw) if raw else None
 
     def facts(self, run_id: str) -> RunFacts:
         """The run's status, fleet fields and how many claims of it are live now."""
