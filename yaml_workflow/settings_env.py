@@ -2,7 +2,7 @@
 
 Imported only when such a variable is set (see :func:`yaml_workflow.settings.load_settings`):
 pydantic-settings costs a command-line start-up more than the rest of a one-step run.
-The defaults live in :data:`yaml_workflow.settings.DEFAULTS`, once for both paths.
+The defaults live in :data:`yaml_workflow.settings_defaults.DEFAULTS`, once for both paths.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .settings import DEFAULTS, ENV_PREFIX, Derived, check_url, default_key_file, parse_duration
+from .settings_defaults import (
+    DEFAULTS,
+    ENV_PREFIX,
+    Derived,
+    check_url,
+    default_key_file,
+    parse_duration,
+)
 
 
 def _empty_is_unset(value: Any) -> Any:

@@ -6,10 +6,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..engine.request import RunResult
 from ..exceptions import UsageError, printable
+
+if TYPE_CHECKING:
+    from ..engine.request import RunResult
 
 FORMATS = ("text", "json", "yaml")
 
