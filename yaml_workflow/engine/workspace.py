@@ -39,13 +39,15 @@ def create_workspace(base_dir: str | os.PathLike[str], name: str) -> tuple[Path,
         except FileExistsError:
             number += 1  # another run took it between our scan and our mkdir
             continue
-        prepare(path)
+        prepare(path, made=True)
         return path, number
 
 
-def prepare(path: Path) -> None:
-    """Make sure a (possibly given) workspace has its standard folders."""
-    path.mkdir(parents=True, exist_ok=True)
+def prepare(path: Path, *, made: bool = False) -> None:
+    """Make sure a (possibly given) workspace has its standard folders (``made``: the
+    folder itself was just created)."""
+    if not made:
+        path.mkdir(parents=True, exist_ok=True)
     for sub in SUBDIRS:
         (path / sub).mkdir(exist_ok=True)
 

@@ -16,7 +16,12 @@ _CLIENTS: dict[tuple[str, int], redis.Redis] = {}  # type: ignore[type-arg]
 _STORE_CLIENTS: dict[tuple[str, int], redis.Redis] = {}  # type: ignore[type-arg]
 # Every connection redis-py makes would otherwise ask importlib.metadata for its own
 # version (a scan of site-packages, milliseconds each): tell it once.
-_LIB: dict[str, Any] = {"lib_name": "redis-py", "lib_version": redis.__version__}
+try:
+    from redis.driver_info import DriverInfo
+
+    _LIB: dict[str, Any] = {"driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__)}
+except ImportError:  # redis-py before 7: the same through lib_name/lib_version
+    _LIB = {"lib_name": "redis-py", "lib_version": redis.__version__}
 # URLs that answered a ping lately, by process: a process that submits many runs (the
 # dashboard, an agent, a benchmark) checks reachability once per this many seconds.
 _PINGED: dict[tuple[str, int], float] = {}
