@@ -6,8 +6,8 @@ one-line description (the table in docs/settings.md is generated from it);
 :func:`get_settings` reads them the first time and keeps them; the CLI reads them afresh
 at the start of each command, so a bad value is one line naming the variable (exit 2)
 before anything runs.  When no ``YAML_WORKFLOW_*`` variable is set, the settings are
-:data:`DEFAULTS` as a plain object (:class:`Defaults`): pydantic-settings is not imported,
-which is most of a command's start-up.
+:data:`DEFAULTS` as a plain object (:class:`Defaults`) and no model is built or
+validated at all.
 
 This is the only module that reads the process environment for configuration.  Steps
 get their environment through :func:`process_environment`, which is data, not settings.
@@ -36,7 +36,7 @@ from .settings_defaults import parse_duration as parse_duration
 
 
 def _configured() -> bool:
-    # pydantic-settings matches names case-insensitively: so does this.
+    # Names match in any case (Settings.from_environ): so does this.
     return any(key.upper().startswith(ENV_PREFIX) for key in os.environ)
 
 
@@ -67,7 +67,7 @@ def load_settings() -> Settings:
     from .settings_env import Settings
 
     try:
-        _current = Settings()
+        _current = Settings.from_environ(os.environ)
     except ValidationError as err:
         raise _one_line(err) from None
     return _current

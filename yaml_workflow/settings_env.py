@@ -1,16 +1,18 @@
 """The settings read from ``YAML_WORKFLOW_*`` variables: typed, checked, one line per bad value.
 
-Imported only when such a variable is set (see :func:`yaml_workflow.settings.load_settings`):
-pydantic-settings costs a command-line start-up more than the rest of a one-step run.
-The defaults live in :data:`yaml_workflow.settings_defaults.DEFAULTS`, once for both paths.
+Imported only when such a variable is set (see :func:`yaml_workflow.settings.load_settings`).
+A plain pydantic model fed by :meth:`Settings.from_environ` (names matched in any case,
+as pydantic-settings would): importing pydantic-settings alone cost a fleet command
+~45 ms of start-up.  The defaults live in :data:`yaml_workflow.settings_defaults.DEFAULTS`,
+once for both paths.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 from .settings_defaults import (
     DEFAULTS,
@@ -31,11 +33,24 @@ OptionalDuration = Annotated[float | None, BeforeValidator(parse_duration)]
 OptionalText = Annotated[str | None, BeforeValidator(_empty_is_unset)]
 
 
-class Settings(Derived, BaseSettings):
+class Settings(Derived, BaseModel):
     """The settings of one process; each field is the environment variable YAML_WORKFLOW_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True,
-                                      validate_default=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings that ``environ``'s YAML_WORKFLOW_<NAME> variables give (any case;
+        the upper-case spelling wins); unknown names are ignored."""
+        values: dict[str, str] = {}
+        for key, value in environ.items():
+            upper = key.upper()
+            if not upper.startswith(ENV_PREFIX):
+                continue
+            name = upper[len(ENV_PREFIX):].lower()
+            if name in cls.model_fields and (name not in values or key == upper):
+                values[name] = value
+        return cls.model_validate(values)
 
     # --- where things live -----------------------------------------------------------
     broker_url: str = Field(

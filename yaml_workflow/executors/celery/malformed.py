@@ -25,8 +25,6 @@ from ...exceptions import printable
 
 log = logging.getLogger("yaml_workflow.fleet")
 
-CONSUMER = f"{__name__}:GuardedConsumer"
-STRATEGY = f"{__name__}:guarded_strategy"
 
 
 def _describe(message: Any) -> str:
@@ -111,9 +109,3 @@ def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
 
     return on_message
 
-
-def guard(app: Any, task_names: tuple[str, ...]) -> None:
-    """Make ``app``'s workers use the guarded consumer and strategies."""
-    app.conf.worker_consumer = CONSUMER
-    for name in task_names:
-        app.tasks[name].Strategy = STRATEGY
