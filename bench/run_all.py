@@ -13,7 +13,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order: cheapest first, so a quick look gets the local figures before the fleet's.
-BENCHES = ("bench_local.py", "bench_state.py", "bench_progress.py", "bench_dashboard.py", "bench_fleet.py")
+BENCHES = ("bench_local.py", "bench_state.py", "bench_progress.py", "bench_dashboard.py", "bench_fleet.py",
+           # the speed table (README "Speed"): every row side by side, with targets and spreads
+           "bench_speed.py")
 
 
 def main() -> int:

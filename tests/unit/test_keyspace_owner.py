@@ -52,4 +52,4 @@ def test_every_script_lives_in_the_owner_s_lua_folder() -> None:
 
 
 def test_the_default_key_prefix_is_written_once() -> None:
-    assert modules_matching(r"[\"']ywf[\"']") == ["yaml_workflow/settings.py"]
+    assert modules_matching(r"[\"']ywf[\"']") == ["yaml_workflow/settings_defaults.py"]

@@ -31,6 +31,8 @@ def test_only_the_settings_module_and_the_step_environment_modules_read_os_envir
     readers = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
                      if re.search(r"os\.environ|getenv", p.read_text()))
     assert "yaml_workflow/settings.py" in readers
+    # settings_defaults.py is the pydantic-free half of the settings module
+    readers = [r for r in readers if r != "yaml_workflow/settings_defaults.py"]
     assert len(readers) <= 3, readers
 
 
@@ -105,3 +107,51 @@ def test_a_bad_setting_stops_a_real_process_with_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: YAML_WORKFLOW_VISIBILITY_TIMEOUT='an hour'")
+
+
+def _without_settings_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith("YAML_WORKFLOW_"):
+            monkeypatch.delenv(key)
+
+
+def test_without_variables_the_plain_defaults_equal_the_declared_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_settings_variables(monkeypatch)
+    plain = load_settings()
+    declared = Settings()
+    assert type(plain) is not Settings
+    for name in Settings.model_fields:
+        assert getattr(plain, name) == getattr(declared, name), name
+        assert type(getattr(plain, name)) is type(getattr(declared, name)), name
+    assert plain.model_fields_set == declared.model_fields_set == set()
+    for prop in ("effective_state_url", "redis_state_url", "effective_stall_after"):
+        assert getattr(plain, prop) == getattr(declared, prop), prop
+
+
+def test_the_plain_defaults_are_frozen_and_copy_like_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_settings_variables(monkeypatch)
+    plain = load_settings()
+    with pytest.raises(TypeError):
+        plain.debug = True  # type: ignore[misc]
+    copy = plain.model_copy(update={"worker_pool": "solo"})
+    assert (copy.worker_pool, plain.worker_pool) == ("solo", "prefork")
+    assert copy.model_fields_set == {"worker_pool"}
+
+
+def test_a_lowercase_variable_still_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_settings_variables(monkeypatch)
+    monkeypatch.setenv("yaml_workflow_step_timeout", "5m")
+    assert load_settings().step_timeout == 300
+
+
+def test_a_command_without_variables_does_not_import_pydantic_settings(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("YAML_WORKFLOW_")}
+    probe = ("import sys; from yaml_workflow.cli.main import run_cli; run_cli(['list', '--tasks']);"
+             "print('pydantic_settings' in sys.modules, 'celery' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout + out.stderr

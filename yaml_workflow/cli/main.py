@@ -30,6 +30,23 @@ COMMAND_MODULES = (
 )
 
 
+# The module of each command: a command line builds only its command's parser (and
+# imports only that module); --help and unknown commands build them all.
+COMMAND_OF = {
+    "run": "run_cmd",
+    "submit": "fleet_cmd", "worker": "fleet_cmd",
+    "schedule": "schedule_cmd", "beat": "schedule_cmd",
+    "status": "inspect_cmd", "runs": "inspect_cmd", "logs": "inspect_cmd", "cancel": "inspect_cmd",
+    "retry": "inspect_cmd", "skip": "inspect_cmd",
+    "validate": "workflow_cmds", "visualize": "workflow_cmds", "list": "workflow_cmds", "init": "workflow_cmds",
+    "schema": "workflow_cmds",
+    "workspace": "workspace_cmd", "clean": "workspace_cmd",
+    "config": "config_cmd",
+    "serve": "serve_cmd",
+    "serve-mcp": "mcp_cmd",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
@@ -38,8 +55,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_REFUSED, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
+def _command_module(argv: Sequence[str] | None) -> str | None:
+    """The module of the command ``argv`` names, if it names one (global flags first)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    for word in words:
+        if word in ("--debug", "--version"):
+            continue
+        return COMMAND_OF.get(word)
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None, *, whole: bool = True) -> argparse.ArgumentParser:
+    """The command line: every command, or (``whole`` False) only the modules of the
+    command ``argv`` names when it names one."""
     parser = _Parser(
         prog="yaml-workflow",
         description="Run YAML workflows locally or on a Celery fleet.",
@@ -49,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     import importlib
 
+    only = None if whole else _command_module(argv)
     for name in COMMAND_MODULES:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as err:
@@ -72,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run one command line and return its exit code (no sys.exit; for tests)."""
-    parser = build_parser()
+    parser = build_parser(argv, whole=False)
     args, extra = parser.parse_known_args(argv)
     debug = args.debug
     if args.version:

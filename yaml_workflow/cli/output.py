@@ -6,11 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..engine.request import RunResult
 from ..exceptions import UsageError, printable
 from ..tasks.batching import failed_item_counts
+
+if TYPE_CHECKING:
+    from ..engine.request import RunResult
 
 FORMATS = ("text", "json", "yaml")
 

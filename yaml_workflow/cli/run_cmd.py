@@ -9,7 +9,6 @@ from typing import Any
 
 from .. import client
 from ..exceptions import EXIT_FAILED, EXIT_OK, ParamError, UsageError
-from ..spec.params import parse_assignments
 from .live import make_observer
 from .output import FORMATS, check_output_target, print_result
 
@@ -55,6 +54,8 @@ def collect_params(args: argparse.Namespace, extra: list[str]) -> dict[str, str]
             raise UsageError(f"unrecognized argument '{item}'",
                              hint="parameters are name=value or --name=value")
     try:
+        from ..spec.params import parse_assignments
+
         return parse_assignments([*args.params, *extra])
     except ParamError as err:
         raise UsageError(err.message, hint=err.hint) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +139,8 @@ def handle_list(args: argparse.Namespace) -> int:
 
 def bundled_examples() -> dict[str, Any]:
     """The example workflows shipped in the package, by name (file stem)."""
+    from importlib import resources
+
     folder = resources.files("yaml_workflow") / "examples"
     return {
         entry.name.rsplit(".", 1)[0]: entry

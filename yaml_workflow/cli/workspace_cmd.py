@@ -7,22 +7,15 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import EXIT_OK, EXIT_REFUSED, RunNotFound, UsageError, WorkflowError, printable
 from ..settings import get_settings
-from ..state.cleanup import (
-    RunEntry,
-    check_statuses,
-    inspect_workspace,
-    is_workspace,
-    parse_age,
-    remove_workspace,
-    scan_workspaces,
-)
 from ..state.document import RUNNING
-from ..state.run_removal import clean_runs, records_store
 from .output import dump
+
+if TYPE_CHECKING:
+    from ..state.cleanup import RunEntry
 
 
 def add_parser(sub: Any) -> None:
@@ -98,6 +91,8 @@ def _status_of(entry: RunEntry) -> str:
 
 def handle_list(args: argparse.Namespace) -> int:
     """Print every workspace: name, run id, status, last update, size."""
+    from ..state.cleanup import scan_workspaces
+
     entries = scan_workspaces(args.base_dir)
     if args.format == "json":
         sys.stdout.write(dump([e.to_json() for e in entries], "json"))
@@ -120,6 +115,9 @@ def handle_list(args: argparse.Namespace) -> int:
 
 def handle_clean(args: argparse.Namespace) -> int:
     """Remove workspaces older than --older-than (finished runs unless --status says otherwise)."""
+    from ..state.cleanup import check_statuses, parse_age, scan_workspaces
+    from ..state.run_removal import clean_runs, records_store
+
     if args.base_dir is None:
         args.base_dir = Path(get_settings().workspace_root)
     if not args.base_dir.is_dir():
@@ -151,6 +149,8 @@ def _resolve(
     base: Path, name: str, entries: list[RunEntry] | None
 ) -> tuple[RunEntry, list[RunEntry] | None]:
     """A workspace by folder name under base, by path, or by run id (scanning base once)."""
+    from ..state.cleanup import inspect_workspace, is_workspace, scan_workspaces
+
     for candidate in (base / name, Path(name)):
         if candidate.is_dir() and is_workspace(candidate):
             return inspect_workspace(candidate), entries
@@ -165,6 +165,8 @@ def _resolve(
 
 def handle_remove(args: argparse.Namespace) -> int:
     """Remove the named workspaces; all names are resolved before anything is removed."""
+    from ..state.cleanup import remove_workspace
+
     found: list[RunEntry] = []
     entries: list[RunEntry] | None = None
     for name in args.names:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import json
 import math
 import re
@@ -44,10 +45,15 @@ _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I
 def looks_secret(name: str, value: str | None = None) -> bool:
     """True for names such as API_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY, FLOWER_BASIC_AUTH,
     and for any value that is a URL carrying a password."""
-    upper = name.upper()
-    if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_NAME_PATTERNS):
+    if _secret_name(name.upper()):
         return True
     return bool(value and _URL_WITH_PASSWORD.match(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(upper: str) -> bool:
+    # The same environment is checked at every submit of a process: match each name once.
+    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_NAME_PATTERNS)
 
 
 def check_secrets(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:

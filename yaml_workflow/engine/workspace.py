@@ -21,31 +21,54 @@ def run_number_of(path: Path) -> int | None:
     return int(match.group("n")) if match else None
 
 
+# The last number this process gave out per (base dir, prefix): a process that creates
+# many workspaces (a dashboard, an agent, a benchmark) scans the base dir once, not once
+# per run (a scan per run makes N runs cost N^2 directory entries).
+_LAST: dict[tuple[str, str, int], int] = {}
+
+
 def create_workspace(base_dir: str | os.PathLike[str], name: str) -> tuple[Path, int]:
     """Make the next free ``<name>_run_<n>`` under base_dir; mkdir decides races."""
     base = Path(base_dir).absolute()
-    base.mkdir(parents=True, exist_ok=True)
     prefix = f"{sanitize_name(name)}_run_"
-    taken = [
-        int(entry.name[len(prefix):])
-        for entry in os.scandir(base)
-        if entry.name.startswith(prefix) and entry.name[len(prefix):].isdigit()
-    ]
-    number = max(taken, default=0) + 1
+    key = (str(base), prefix, os.getpid())
+    last = _LAST.get(key)
+    if last is None:
+        base.mkdir(parents=True, exist_ok=True)
+        last = _highest(base, prefix)
+    number = last + 1
     while True:
         path = base / f"{prefix}{number}"
         try:
             path.mkdir()
         except FileExistsError:
-            number += 1  # another run took it between our scan and our mkdir
+            # Another process took it: look again rather than count up one by one.
+            number = max(number, _highest(base, prefix)) + 1
             continue
-        prepare(path)
+        except FileNotFoundError:  # the base dir went away since: make it again
+            base.mkdir(parents=True, exist_ok=True)
+            number = _highest(base, prefix) + 1
+            continue
+        _LAST[key] = number
+        prepare(path, made=True)
         return path, number
 
 
-def prepare(path: Path) -> None:
-    """Make sure a (possibly given) workspace has its standard folders."""
-    path.mkdir(parents=True, exist_ok=True)
+def _highest(base: Path, prefix: str) -> int:
+    """The highest n of the ``<prefix><n>`` folders under base (0 for none)."""
+    taken = [
+        int(entry.name[len(prefix):])
+        for entry in os.scandir(base)
+        if entry.name.startswith(prefix) and entry.name[len(prefix):].isdigit()
+    ]
+    return max(taken, default=0)
+
+
+def prepare(path: Path, *, made: bool = False) -> None:
+    """Make sure a (possibly given) workspace has its standard folders (``made``: the
+    folder itself was just created)."""
+    if not made:
+        path.mkdir(parents=True, exist_ok=True)
     for sub in SUBDIRS:
         (path / sub).mkdir(exist_ok=True)
 

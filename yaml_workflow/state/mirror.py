@@ -241,7 +241,8 @@ class Mirror:
             self._dirty = False
             self._last_compact = time.monotonic()
             lock_path = self.workspace / LOCK_FILE
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            if self._fd is None:  # an open journal means .ywf exists already
+                lock_path.parent.mkdir(parents=True, exist_ok=True)
             with open(lock_path, "a+") as lock_fh:
                 fcntl.flock(lock_fh, fcntl.LOCK_EX)
                 try:

@@ -29,11 +29,13 @@ class RunRecorder:
         self._mirror_failed = False
         self._lock = threading.Lock()
 
-    def start(self, header: dict[str, Any]) -> None:
-        """Create the run in the store and start its file."""
+    def start(self, header: dict[str, Any], *, snapshot: bool = True) -> None:
+        """Create the run in the store and start its file (``snapshot`` False: the header
+        goes to the journal only, for a caller that closes the recorder moments later and
+        so compacts once instead of twice)."""
         self.store.create_run(header)
         if self.mirror is not None:
-            self._to_mirror(self.mirror.write_header, header)
+            self._to_mirror(self.mirror.write_header if snapshot else self.mirror.append, header)
 
     def record(self, event: dict[str, Any]) -> None:
         """Record one transition everywhere it belongs."""

@@ -12,6 +12,12 @@ from . import config, redis_broker
 
 log = logging.getLogger("yaml_workflow.fleet")
 
+# A worker's consumer and the fleet tasks' strategy check each message's shape first (a
+# malformed one is one log line, never a crash: see .malformed).  Named, not imported:
+# a submitter need not import Celery's worker modules.
+GUARDED_CONSUMER = f"{__package__}.malformed:GuardedConsumer"
+GUARDED_STRATEGY = f"{__package__}.malformed:guarded_strategy"
+
 
 def create_app(name: str = "yaml_workflow", config_object: Any = None) -> Celery:
     """A Celery app with the fleet's settings and tasks (``config_object``: a module name
@@ -23,11 +29,12 @@ def create_app(name: str = "yaml_workflow", config_object: Any = None) -> Celery
     else:
         app.config_from_object(config_object)
     from .dispatch import CHUNK_TASK, STEP_TASK
-    from .malformed import guard
     from .tasks import register
 
     register(app)
-    guard(app, (STEP_TASK, CHUNK_TASK))  # a malformed message is one log line, never a crash
+    app.conf.worker_consumer = GUARDED_CONSUMER
+    for task in (STEP_TASK, CHUNK_TASK):
+        app.tasks[task].Strategy = GUARDED_STRATEGY
     return app
 
 

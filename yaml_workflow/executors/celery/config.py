@@ -77,7 +77,7 @@ def settings() -> dict[str, Any]:
     }
     return {
         "broker_url": url,
-        "result_backend": url,  # informational (Flower); resume never reads it
+        "result_backend": url,  # for other tasks on the app: the fleet's ignore results
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": vt},
         "broker_connection_retry_on_startup": True,
@@ -91,7 +91,6 @@ def settings() -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_track_started": True,
         "task_default_queue": DEFAULT_QUEUE,
         "result_expires": 86400,
         "task_publish_retry_policy": {

@@ -47,9 +47,12 @@ def compile_plan(workflow: Workflow, plan: Plan) -> dict[str, Any]:
 
 def _send(app: Any, name: str, args: list[Any], argsrepr: str, queue: str, limit: float,
           countdown: float | None = None) -> None:
+    # ignore_result: a sender that has not registered the task would otherwise subscribe
+    # to its result channel (a pub/sub connection per submitting process) for nothing.
     app.send_task(
         name, args=args, queue=queue, argsrepr=argsrepr, countdown=countdown or None,
         soft_time_limit=limit + config.SOFT_GRACE, time_limit=limit + config.HARD_GRACE,
+        ignore_result=True,
     )
 
 

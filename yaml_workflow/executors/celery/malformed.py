@@ -25,8 +25,6 @@ from ...exceptions import printable
 
 log = logging.getLogger("yaml_workflow.fleet")
 
-CONSUMER = f"{__name__}:GuardedConsumer"
-STRATEGY = f"{__name__}:guarded_strategy"
 
 
 def _describe(message: Any) -> str:
@@ -66,6 +64,18 @@ class GuardedConsumer(Consumer):
         message.reject_log_error(log, self.connection_errors)
 
 
+def _shape(task: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+    """The signature and type hints of a task's function, worked out once per task (the
+    worker's main process checks every message with them)."""
+    shape = _SHAPES.get(task.name)
+    if shape is None:
+        shape = _SHAPES[task.name] = (inspect.signature(task.run), get_type_hints(task.run))
+    return shape
+
+
+_SHAPES: dict[str, tuple[inspect.Signature, dict[str, Any]]] = {}
+
+
 def _problem(task: Any, payload: Any) -> str | None:
     """What is wrong with a task message body ``[args, kwargs, embed]``, or None."""
     if not isinstance(payload, (list, tuple)) or len(payload) != 3:
@@ -73,12 +83,11 @@ def _problem(task: Any, payload: Any) -> str | None:
     args, kwargs, embed = payload
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict) or not isinstance(embed, (dict, type(None))):
         return "the body is not [args, kwargs, options]"
-    signature = inspect.signature(task.run)
+    signature, hints = _shape(task)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as err:
         return f"wrong arguments: {err}"
-    hints = get_type_hints(task.run)
     for name, value in bound.arguments.items():
         expected = hints.get(name)
         if expected in (str, int) and (not isinstance(value, expected) or isinstance(value, bool)):
@@ -100,9 +109,3 @@ def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
 
     return on_message
 
-
-def guard(app: Any, task_names: tuple[str, ...]) -> None:
-    """Make ``app``'s workers use the guarded consumer and strategies."""
-    app.conf.worker_consumer = CONSUMER
-    for name in task_names:
-        app.tasks[name].Strategy = STRATEGY

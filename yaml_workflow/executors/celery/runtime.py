@@ -38,7 +38,10 @@ from . import config
 from .persist import TRANSIENT
 from .progress import current_task_progress
 
-_CACHE_SIZE = 32
+# Runs a worker process keeps loaded (spec, models, open journal).  Steps of many runs in
+# flight interleave on every process: a cache smaller than that set reloads a run and
+# compacts its mirror on nearly every delivery.  Each entry holds one journal descriptor.
+_CACHE_SIZE = 256
 DONE = (COMPLETED, SKIPPED, FAILED)
 _REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 _ANY_REF = re.compile(r"\bsteps\b")

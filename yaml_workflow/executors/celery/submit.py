@@ -77,7 +77,7 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
             "timestamp": now_iso(), "queue": queue, "trigger": header["trigger"]}
     store = open_store(state)
     recorder = RunRecorder(store, run_id, workspace)
-    recorder.start(sign(masker.event(header)))
+    recorder.start(sign(masker.event(header)), snapshot=False)  # compacted by close() below
     recorder.record(history_event("submit"))
     fs.create(run_id, spec, len(plan.order))
     run = FleetRun(run_id, spec, fs, store, workflow=workflow, recorder=recorder)
@@ -85,6 +85,10 @@ def submit_run(request: RunRequest, *, queue: str | None = None, export_env: boo
     try:
         advance(app or default_app(), run, Committed(new=True, ready=roots, remaining=len(plan.order), status="running"))
     except (OSError, redis.RedisError, OperationalError) as err:  # the broker went away just now
+        try:
+            run.recorder.close()  # the workspace's state file still shows the created run
+        except Exception:  # noqa: BLE001 - the journal holds it either way
+            pass
         raise BrokerUnavailable(f"cannot enqueue run {run_id} on {mask_url(broker)}: {err}",
                                 hint="the run is created; start it again with `yaml-workflow submit` "
                                      "once the broker is back") from None

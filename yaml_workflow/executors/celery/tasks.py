@@ -45,7 +45,10 @@ class FleetTask(Task):
 
     acks_late = True
     reject_on_worker_lost = True
-    track_started = True
+    # Our Redis store is the truth of every step; a Celery result nobody reads would cost
+    # two round trips per delivery (STARTED, then SUCCESS).  Flower follows the task
+    # events (received, started, succeeded, retried), which do not depend on results.
+    ignore_result = True
     # Unlimited Celery retries: we count attempts ourselves, and a long retry delay or a
     # claim wait re-schedules the message many times (`retry(max_retries=None)` would
     # mean Celery's default of 3, not "no limit").

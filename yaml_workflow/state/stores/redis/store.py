@@ -17,14 +17,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from ....exceptions import RunNotFound, StateError, StoreUnavailable, UsageError
 from ....settings import get_settings, mask_url
 from ...document import CANCELLED, COMPLETED, FINISHED, RUNNING, SKIPPED, new_document
 from ...lease import Lease, lease_is_live
 from ...store import Store
+from .connection import store_client_for
 from .keys import Keyspace, RunKeys
 from .layout import Op, decode, document_ops, dumps, event_ops
 from .scripts import Scripts
@@ -53,11 +52,7 @@ class RedisStore(Store):
     @staticmethod
     def _connect(url: str) -> Any:
         try:
-            # Give up within ~5 s: three connection attempts of 1.5 s at most.
-            return redis.Redis.from_url(
-                url, decode_responses=True, socket_connect_timeout=1.5, socket_timeout=30,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            )
+            return store_client_for(url)  # one pool per URL per process
         except ValueError as err:
             raise UsageError(f"bad state URL '{mask_url(url)}': {err}") from None
 
