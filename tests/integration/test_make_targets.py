@@ -10,7 +10,6 @@ import base64
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.workers import wait_for
+from tests.support.workers import stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  # the virtualenv running the tests
@@ -91,12 +90,7 @@ def flower_on_port(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[
     try:
         yield port, password
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
         log.close()
 
 

@@ -208,3 +208,17 @@ def fleet_fixture(**kwargs: Any) -> Any:
             f.stop()
 
     return fleet
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM a process that leads its own session (and its children), SIGKILL after
+    ``grace`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(grace)
