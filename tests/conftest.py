@@ -31,6 +31,13 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
 
 
+@pytest.fixture(autouse=True)
+def _own_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts in an empty directory of its own: the checkout's ./runs (what
+    `make run` leaves) is never a place a test finds runs in."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the session; tests isolate themselves with key prefixes."""
