@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 # Which preludes each script starts with.
 _PRELUDES = {
     "apply": ("_ops",),
@@ -32,11 +34,36 @@ def source(name: str) -> str:
     return "\n".join(parts)
 
 
+# How many times a call loads its script again when the server says it lacks it.
+_RELOADS = 5
+
+
+class _Script:
+    """A registered script whose call survives servers that keep losing it.
+
+    redis-py loads a script once when the server answers NOSCRIPT, then calls again; but
+    a Redis restarted between that load and the call (the client reconnects and retries
+    on its own) answers NOSCRIPT a second time, which redis-py lets through.  A script
+    that answered NOSCRIPT did not run, so loading it again and calling again is safe.
+    """
+
+    def __init__(self, client: Any, text: str) -> None:
+        self._script = client.register_script(text)
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        for _ in range(_RELOADS - 1):
+            try:
+                return self._script(keys=keys, args=args, client=client)
+            except NoScriptError:
+                continue
+        return self._script(keys=keys, args=args, client=client)
+
+
 class Scripts:
     """The scripts registered on one client (``register_script`` keeps the SHA)."""
 
     def __init__(self, client: Any) -> None:
-        self._scripts = {name: client.register_script(source(name)) for name in NAMES}
+        self._scripts = {name: _Script(client, source(name)) for name in NAMES}
 
     def __getattr__(self, name: str) -> Any:
         try:
