@@ -50,6 +50,11 @@ class _Script:
     def __init__(self, client: Any, text: str) -> None:
         self._script = client.register_script(text)
 
+    @property
+    def sha(self) -> str:
+        """The SHA1 the script is called by."""
+        return str(self._script.sha)
+
     def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
         for _ in range(_RELOADS - 1):
             try:
