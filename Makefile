@@ -1,5 +1,8 @@
 # The documented entry points.  Each target installs what it needs itself.
 PYTHON ?= python3
+# make test runs the suite in two processes; fault and timing tests (marked serial) run
+# one at a time in one of them.
+TEST_JOBS ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -12,15 +15,25 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
 	@command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq redis-server)
+	@# the compose tool checks docker-compose.yml in the tests (Debian's docker-compose 1.29)
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || \
+	    (apt-get update -qq && apt-get install -y -qq docker-compose)
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Workspaces of `make run` go under $(RUNS).  The last lines say how to call yaml-workflow
+# by its bare name: it lives in the virtualenv, which is not on PATH until activated.
+RUNS ?= runs
+
 run: $(STAMP)
-	$(VENV)/bin/yaml-workflow run examples/hello_world.yaml name=World --base-dir runs
+	$(VENV)/bin/yaml-workflow run examples/hello_world.yaml name=World --base-dir $(RUNS)
+	@echo
+	@echo "yaml-workflow is installed in $(VENV); to put it on PATH in this shell:"
+	@echo "    . $(VENV)/bin/activate"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check yaml_workflow workers tests bench
@@ -30,7 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 soak: $(STAMP)
-	$(PY) -m pytest -q -m soak -p no:cacheprovider
+	YWF_SOAK=1 $(PY) -m pytest -q -m "soak or serial" -p no:cacheprovider
 
 acceptance: $(STAMP)
 	$(PY) ../shared/acceptance/run.py --cli "$(CURDIR)/$(VENV)/bin/yaml-workflow"
@@ -45,9 +58,13 @@ worker: $(STAMP)
 	$(VENV)/bin/yaml-workflow worker
 
 # Flower for the local fleet, on loopback (no auth: the compose/Kubernetes/systemd
-# deployments add basic auth).
+# deployments add basic auth).  `make flower FLOWER_PORT=5566` for another port; Flower
+# itself reads FLOWER_BASIC_AUTH=user:password and FLOWER_UNAUTHENTICATED_API from the
+# environment (its REST API answers 401 without one of them).
+FLOWER_PORT ?= 5555
+
 flower: $(STAMP)
-	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=5555 \
+	$(VENV)/bin/celery -A workers.app flower --address=127.0.0.1 --port=$(FLOWER_PORT) \
 	    --tasks_columns=name,args,state,retries,received,runtime,worker
 
 # docker compose: Compose v2 when the docker CLI has it, else docker-compose 1.x.

@@ -15,6 +15,14 @@ os.environ["YAML_WORKFLOW_BROKER_URL"] = "redis://127.0.0.1:1/0"
 os.environ.pop("YAML_WORKFLOW_STATE_URL", None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fault and timing tests (``serial``) run one at a time: under ``make test``'s two
+    xdist processes they form one group, which a single process runs in order."""
+    for item in items:
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """Settings are read once per process: each test reads the environment it set up."""

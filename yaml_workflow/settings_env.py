@@ -77,8 +77,8 @@ class Settings(Derived, BaseModel):
         DEFAULTS["reconnect_timeout"], gt=0, description="seconds `submit --wait`, `status --watch` and workers' bookkeeping keep "
                               "reconnecting to a Redis that went away")
     stall_after: OptionalDuration = Field(
-        DEFAULTS["stall_after"], gt=0, description="a running fleet run with no claim and no change for this long counts as "
-                                "stalled (default: 3 x claim_ttl)")
+        DEFAULTS["stall_after"], gt=0, description="a running fleet run with no claim, no queued message and no change for "
+                                "this long is stalled: the workers' sweep sends its owed steps again (default: 3 x claim_ttl)")
     running_delay: Duration = Field(DEFAULTS["running_delay"], ge=0, description="a fleet step running longer than this shows `running` in the store")
     soft_shutdown_timeout: Duration = Field(
         DEFAULTS["soft_shutdown_timeout"], ge=0, description="seconds a worker told to stop lets running steps finish before handing them back "

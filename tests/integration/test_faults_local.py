@@ -21,8 +21,9 @@ import pytest
 import redis
 
 from tests.support.redis_server import RedisServer
+from tests.support.rounds import rounds
 
-RESUME_ROUNDS = int(os.environ.get("YWF_RESUME_ROUNDS", "50"))
+RESUME_ROUNDS = int(os.environ.get("YWF_RESUME_ROUNDS", rounds(10, 50)))
 
 RESUMABLE = """
 name: twice

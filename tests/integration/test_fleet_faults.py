@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.rounds import rounds as repetitions
 from tests.support.witness import count, finished, state, step, submit, witness
 from tests.support.workers import Fleet, wait_for
 
@@ -150,7 +151,7 @@ def test_broker_lost_during_a_retry_countdown_the_step_is_not_dropped(tmp_path: 
 
 
 def test_two_resumes_at_once_one_proceeds_the_other_is_refused(tmp_path: Path) -> None:
-    rounds = 20
+    rounds = repetitions(5, 20)
     fleet = Fleet(workers=1, concurrency=1, env=SHORT)
     try:
         fleet.start()
@@ -159,12 +160,12 @@ def test_two_resumes_at_once_one_proceeds_the_other_is_refused(tmp_path: Path) -
         doc = submit(fleet, tmp_path, wf, "--wait")
         run_id = doc["run_id"]
         argv = [sys.executable, "-m", "yaml_workflow", "submit", "--resume", run_id]
-        deadline = time.monotonic() + 55
+        # Every round runs to its end: each wait below is on a condition, so a slow
+        # machine makes the test longer, never failed.
         for i in range(rounds):
-            assert time.monotonic() < deadline, f"only {i} rounds in time"
             procs = [subprocess.Popen(argv, env=fleet.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, cwd=tmp_path) for _ in range(2)]
-            outs = [p.communicate(timeout=30) for p in procs]
+            outs = [p.communicate(timeout=60) for p in procs]
             codes = sorted(p.returncode for p in procs)
             assert codes == [0, 2], (codes, outs)
             loser = next(err for p, (_, err) in zip(procs, outs, strict=True) if p.returncode == 2)

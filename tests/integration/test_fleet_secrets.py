@@ -178,3 +178,19 @@ def test_a_param_with_a_secret_inside_a_longer_text_is_refused_by_submit(fleet: 
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "parameter 'p'" in proc.stderr and SECRET not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_secret_set_on_the_submitter_only_fails_the_step_naming_the_worker(fleet: Fleet, tmp_path: Path) -> None:
+    # given a secret the submitter has and the workers do not
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: needs_secret\nsecrets: [YWF_SUBMITTER_ONLY]\nsteps:\n"
+                  "  - {name: use, task: shell, inputs: {command: 'echo $YWF_SUBMITTER_ONLY'}}\n")
+    # when it is submitted (submit checks the secret here, then a worker runs the step)
+    proc = fleet.cli("submit", str(wf), "--wait", "--format", "json", "--base-dir", str(tmp_path / "runs"),
+                     env={"YWF_SUBMITTER_ONLY": "only-here-0123456789"}, cwd=tmp_path)
+    # then the step fails, saying which worker lacks it and where workers take secrets from
+    assert proc.returncode == 1, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert "secret YWF_SUBMITTER_ONLY is not set on worker w" in error, error
+    assert "workers take secrets from their own environment (docs/security.md)" in error
+    assert "only-here-0123456789" not in proc.stdout + proc.stderr

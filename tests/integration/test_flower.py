@@ -11,8 +11,6 @@ not return custom fields); a declared secret appears nowhere in what Flower hold
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.support.redis_server import free_port
-from tests.support.workers import EventLog, Fleet, wait_for
+from tests.support.workers import EventLog, Fleet, stop_group, wait_for
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 
@@ -111,12 +109,7 @@ def flower(fleet: Fleet) -> Iterator[str]:
         wait_for(ready, 60, "Flower to answer /api/workers with the fleet's workers", interval=0.5)
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
         log.close()
 
 

@@ -51,9 +51,12 @@ def test_cancel_stops_a_local_run_in_the_middle_of_a_step(tmp_path: Path) -> Non
     done = _cli("cancel", str(workspace), env=env)
     assert done.returncode == 0, done.stderr
     # then the run process ends within seconds, not after the 60 s step
-    run.communicate(timeout=15)
+    _, err = run.communicate(timeout=15)
     assert time.monotonic() - cancelled_at < 10
     assert run.returncode == 1
+    # and it says it was cancelled, with no empty reason ("cancelled: None")
+    assert "error: Workflow 'cancellable' cancelled " in err and "None" not in err, err
+    assert done.stdout.strip().endswith("cancelled"), done.stdout
     status = json.loads(_cli("status", str(workspace), "--format", "json", env=env).stdout)
     assert status["status"] == "cancelled"
     lines = witness.read_text().split()

@@ -24,6 +24,7 @@ import pytest
 from yaml_workflow.state.mirror import STATE_FILE, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
+KILLS = 15
 
 WRITER = textwrap.dedent("""
     import sys, time
@@ -81,9 +82,9 @@ def test_kill_9_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> None
     workspace.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     acknowledged = -1
-    started = time.monotonic()
-    kills = 0
-    while kills < 20 and time.monotonic() - started < 40:
+    # A fixed number of kills, each waiting on conditions: a loaded machine makes the
+    # test slower, never fewer kills (a time budget would count how much got done).
+    for kills in range(1, KILLS + 1):
         proc = subprocess.Popen([sys.executable, str(script), str(workspace), str(acknowledged + 1)],
                                 stdout=subprocess.PIPE, text=True, env=env)
         acks = Acks(proc)
@@ -95,7 +96,6 @@ def test_kill_9_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> None
                 json.loads((workspace / STATE_FILE).read_text())
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-        kills += 1
         acknowledged = max(acknowledged, acks.join())
         # The file on disk parses, and a reader sees every acknowledged transition.
         json.loads((workspace / STATE_FILE).read_text())
@@ -104,7 +104,6 @@ def test_kill_9_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> None
         missing = [n for n in range(acknowledged + 1) if outputs.get(f"s{n}", {}).get("result", {}).get("n") != n]
         assert not missing, f"lost {missing[:5]}... after kill {kills} (seed {seed})"
         assert doc["workflow_id"] == "kill9"
-    assert kills >= 10, f"only {kills} kills in the time allowed (seed {seed})"
     # A temp file left behind is a kill that landed in the middle of a rewrite.
     torn = len(list(workspace.glob(f".{STATE_FILE}.*.tmp")))
     print(f"{kills} kills ({torn} in the middle of a rewrite), "

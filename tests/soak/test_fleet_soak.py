@@ -31,6 +31,8 @@ FAULTS = {
     "Redis restarted empty, then submit --resume": faults.empty_restart,
     "submit --wait across a 10 s outage": faults.wait_across_outage,
     "Redis away for 3 claim TTLs": faults.long_outage,
+    "a run's first message lost by the broker": faults.lost_root_message,
+    "a message lost in the middle of a run": faults.lost_message_midway,
 }
 _TIMES: dict[str, list[float]] = {}
 

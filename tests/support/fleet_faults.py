@@ -323,3 +323,69 @@ def long_outage(tmp: Path, env: dict[str, str] | None = None) -> float:
     starts = Counter(w[0] for w in witness(tmp) if w[1] == "start")
     assert starts == {"s0": 1, "s1": 1, "s2": 1}, witness(tmp)
     return took
+
+
+# --- a message lost by the broker ---------------------------------------------------------
+
+
+def _stall_bound(env: dict[str, str] | None) -> float:
+    """How long a lost message may take to be sent again: the stall time, two sweep
+    periods (a third of the claim TTL each), times three."""
+    env = env or {}
+    ttl = float(env.get("YAML_WORKFLOW_CLAIM_TTL", 15))
+    stall = float(env.get("YAML_WORKFLOW_STALL_AFTER", 3 * ttl))
+    return 3 * (stall + 2 * max(1.0, ttl / 3)) + 30
+
+
+def lost_root_message(tmp: Path, env: dict[str, str] | None = None) -> float:
+    """A run's first message vanishes from the broker before any worker took it (what a
+    Redis restart between a worker's pop and its bookkeeping does).  With no command from
+    anyone, the stall sweep sends it again; every step runs once.  Seconds from the loss
+    to the run's end."""
+    import redis
+
+    from yaml_workflow.executors.celery.config import DEFAULT_QUEUE
+
+    fleet = Fleet(workers=1, concurrency=1, env=env)  # no worker yet: the message waits
+    try:
+        doc = submit(fleet, tmp, chain(3, "true", name="lost"))
+        client = redis.Redis.from_url(fleet.server.url)
+        assert client.delete(DEFAULT_QUEUE) == 1, "the root's message was not in the queue"
+        lost_at = time.time()
+        fleet.start()
+        assert wait_for(lambda: finished(doc), _stall_bound(env), "the run to end") == "completed"
+        took = time.time() - lost_at
+        assert "sending s00 again" in fleet.log(0), fleet.log(0)[-3000:]
+    finally:
+        fleet.stop()
+    assert all(count(tmp, f"s{i:02d}", "start") == 1 for i in range(3)), witness(tmp)
+    return took
+
+
+LOST_MIDWAY = """
+name: lost_midway
+steps:
+""" + step("s00") + step("s01", queue="side") + step("s02")
+
+
+def lost_message_midway(tmp: Path, env: dict[str, str] | None = None) -> float:
+    """The message of step 2 (routed to its own queue) vanishes after step 1 ran; the
+    sweep sends it again to that queue.  Seconds from the loss to the run's end."""
+    import redis
+
+    fleet = Fleet(workers=2, concurrency=1, env=env, queues={0: "celery", 1: "side"}).start(only=1)
+    try:
+        doc = submit(fleet, tmp, LOST_MIDWAY)
+        client = redis.Redis.from_url(fleet.server.url)
+        wait_for(lambda: client.llen("side"), 60, "step 2's message to be queued")
+        assert client.delete("side") == 1
+        lost_at = time.time()
+        fleet.start_worker(1)
+        fleet.wait_ready()
+        assert wait_for(lambda: finished(doc), _stall_bound(env), "the run to end") == "completed"
+        took = time.time() - lost_at
+        assert "sending s01 again" in fleet.log(0) + fleet.log(1)
+    finally:
+        fleet.stop()
+    assert all(count(tmp, f"s{i:02d}", "start") == 1 for i in range(3)), witness(tmp)
+    return took

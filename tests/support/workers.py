@@ -29,11 +29,16 @@ class Fleet:
     """A redis-server plus worker processes, with the environment that points at them."""
 
     def __init__(self, workers: int = 2, *, pool: str = "prefork", concurrency: int = 2,
-                 env: dict[str, str] | None = None, appendonly: bool = False) -> None:
+                 env: dict[str, str] | None = None, appendonly: bool = False,
+                 queues: dict[int, str] | None = None, broker_only: bool = False) -> None:
         self.server = RedisServer(appendonly=appendonly).start()
+        # As the README's fleet section sets it up: the broker URL alone (runs live in the
+        # broker's Redis under the default key prefix; the server is this fleet's own).
+        self.broker_only = broker_only
         self.dir = Path(tempfile.mkdtemp(prefix="ywf-fleet-"))
         self.count, self.pool, self.concurrency = workers, pool, concurrency
         self.extra = dict(env or {})
+        self.queues = dict(queues or {})  # worker number -> the queues it consumes (-Q)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.names: list[str] = []
         self._app: Any = None
@@ -43,15 +48,19 @@ class Fleet:
         """The environment of workers and submitters."""
         env = dict(os.environ)
         env.update(self.server.env())
+        if self.broker_only:
+            for name in ("YAML_WORKFLOW_STATE_URL", "YAML_WORKFLOW_KEY_PREFIX"):
+                env.pop(name)
         env["YAML_WORKFLOW_WORKSPACE_ROOT"] = str(self.dir / "runs")
         env.update(self.extra)
         return env
 
-    def start(self, timeout: float = 60.0) -> Fleet:
-        """Start the workers and wait until each answers a ping."""
-        for i in range(self.count):
+    def start(self, timeout: float = 60.0, only: int | None = None) -> Fleet:
+        """Start the workers (``only``: the first ``only`` of them) and wait until each
+        answers a ping."""
+        for i in range(self.count if only is None else only):
             self.start_worker(i)
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, count=only)
         return self
 
     def start_worker(self, i: int) -> None:
@@ -60,6 +69,8 @@ class Fleet:
         argv = [sys.executable, "-m", "yaml_workflow", "worker", "--pool", self.pool,
                 "--concurrency", str(self.concurrency), "--hostname", name,
                 "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+        if i in self.queues:
+            argv += ["--queues", self.queues[i]]
         log = open(self.dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -197,3 +208,17 @@ def fleet_fixture(**kwargs: Any) -> Any:
             f.stop()
 
     return fleet
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM a process that leads its own session (and its children), SIGKILL after
+    ``grace`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(grace)

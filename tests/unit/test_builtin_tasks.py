@@ -346,11 +346,12 @@ def _frames(tb: Any) -> Iterator[Any]:
 
 def test_python_code_is_cheap_to_repeat(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    started = time.monotonic()
+    # CPU time of this process: other work on a shared machine does not count against it
+    started = time.process_time()
     for i in range(1000):
         ctx.step = f"step_{i}"
         assert python_code(PythonCodeInputs.model_validate({"code": "result = 1"}), ctx) == 1
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 # --- python_function, python_script, python_module ------------------------------------

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.support.cli import Outcome, cli
+from tests.support.rounds import rounds
 from yaml_workflow.engine.load import load_workflow
 from yaml_workflow.engine.request import RunRequest
 from yaml_workflow.executors.local_run import start_run
@@ -382,7 +383,7 @@ def test_byte_damage_is_refused_by_name_and_nothing_runs(failed_run: FailedRun, 
 
 
 @seed(SEED)
-@settings(max_examples=60, **SETTINGS)  # type: ignore[arg-type]
+@settings(max_examples=rounds(20, 60), **SETTINGS)  # type: ignore[arg-type]
 @given(data=st.data())
 def test_hand_edits_are_refused_by_name_or_run_as_edited(failed_run: FailedRun, data: st.DataObject) -> None:
     announce(SEED)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..exceptions import UsageError, printable
+from ..tasks.batching import failed_item_counts
 
 if TYPE_CHECKING:
     from ..engine.request import RunResult
@@ -35,7 +36,9 @@ def format_step(event: dict[str, Any]) -> str | None:
     """One line for a step transition worth showing, else None."""
     status, name = event.get("status"), event.get("step")
     if status == "completed":
-        return f"  ok    {name} ({event.get('duration', 0):.2f}s)"
+        counts = _failed_items(event)
+        note = f" ({counts[0]} of {counts[1]} items failed)" if counts else ""
+        return f"  ok    {name}{note} ({event.get('duration', 0):.2f}s)"
     if status == "failed":
         return f"  FAIL  {name}: {short(event.get('error_message') or event.get('error'), 300)}"
     if status == "skipped":
@@ -44,6 +47,13 @@ def format_step(event: dict[str, Any]) -> str | None:
         return (f"  retry {name} attempt {event.get('attempt')}/{event.get('max_attempts')} "
                 f"failed, next in {event.get('next_delay', 0):.1f}s: {short(event.get('error'))}")
     return None
+
+
+def _failed_items(event: dict[str, Any]) -> tuple[int, int] | None:
+    """A batch's failed and total items: from its result (local) or the fleet's event fields."""
+    if isinstance(event.get("items_failed"), int) and isinstance(event.get("items_total"), int):
+        return event["items_failed"], event["items_total"]
+    return failed_item_counts(event.get("result"))
 
 
 def format_progress(event: dict[str, Any]) -> str:
@@ -123,7 +133,8 @@ def print_result(result: RunResult, fmt: str, output: str | None = None) -> None
             sys.stdout.write(text)
         else:
             where = f" at step '{result.failed_step}'" if result.failed_step else ""
-            text = (f"Workflow '{result.workflow}' {result.status}{where}: {result.error} "
+            why = f": {result.error}" if result.error else ""  # a cancel has no error to name
+            text = (f"Workflow '{result.workflow}' {result.status}{where}{why} "
                     f"(run {result.run_id}, workspace {result.workspace})\n")
             sys.stderr.write(f"error: {printable(text.rstrip())}\n")
     if output:

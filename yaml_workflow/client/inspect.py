@@ -180,7 +180,7 @@ def runs(*, base_dir: str | Path | None = None, limit: int | None = 50, offset: 
     listing = list_runs(roots=_roots(base_dir), limit=limit, offset=offset,
                         match=match if filtered else None)
     now = time.time()
-    return RunList(runs=[_summary(r, now) for r in listing.rows], sources=listing.sources,
+    return RunList(runs=[_summary(r, now) for r in listing.rows], store=listing.store, sources=listing.sources,
                    warnings=listing.warnings, total=listing.total, offset=offset, limit=limit,
                    more=listing.more)
 

@@ -108,6 +108,8 @@ class RunList(BaseModel):
     model_config = _MODEL
 
     runs: list[RunSummary]
+    store: str = Field("workspace", description="the state store that was read (its URL, password "
+                                                "masked), or 'workspace' when only the workspaces were")
     sources: list[str] = Field(description="the places that were read")
     warnings: list[str] = Field(default_factory=list)
     total: int | None = Field(0, description="runs that matched before the page was cut "

@@ -51,12 +51,18 @@ def signing_key() -> bytes:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_hex(32).encode()
+    # Written whole under a private name, then linked into place: a process that starts
+    # at the same moment never reads a half-written key, and the first link wins.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        os.link(tmp, path)
     except FileExistsError:  # another process made it first: use theirs
         return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

@@ -165,10 +165,11 @@ def finish_run(rc: RunContext, failure: _Failure, step_count: int) -> str:
     return status
 
 
-def outputs_of(rc: RunContext) -> dict[str, Any]:
-    """Results of the steps that completed, by step name."""
-    return {
-        name: entry.get("result")
-        for name, entry in rc.steps.items()
-        if entry.get("status") not in (SKIPPED,)
-    }
+def outputs_of(rc: RunContext, order: list[str]) -> dict[str, Any]:
+    """Results of the steps that ran, by step name, in plan order (as the fleet gives them).
+
+    ``rc.steps`` holds them in the order they finished, which parallel steps make vary.
+    """
+    names = [n for n in order if n in rc.steps] + [n for n in rc.steps if n not in order]
+    return {name: rc.steps[name].get("result") for name in names
+            if rc.steps[name].get("status") not in (SKIPPED,)}

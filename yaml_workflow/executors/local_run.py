@@ -125,7 +125,7 @@ def _drive(rc: RunContext, plan: Plan, lease: LeaseKeeper, done: set[str],
         rc.recorder.close()
     return RunResult(
         run_id=rc.run_id, status=status, workflow=rc.workflow.name, workspace=str(rc.workspace),
-        outputs=outputs_of(rc), error=failure.error, failed_step=failure.step,
+        outputs=outputs_of(rc, plan.order), error=failure.error, failed_step=failure.step,
     )
 
 

@@ -57,6 +57,7 @@ class RunEntry:
     problem: str | None = None  # why the state file could not be read
     recorded_workspace: str | None = None  # the workspace the run's own state names
     run_number: int | None = None
+    mode: str | None = None  # "fleet" for a run submitted to workers
 
     @property
     def name(self) -> str:
@@ -117,7 +118,8 @@ def inspect_workspace(path: Path) -> RunEntry:
     run_number = doc.get("run_number")
     return RunEntry(path, doc.get("workflow_id"), doc.get("name"), status, updated,
                     dir_size(path), live, recorded_workspace=doc.get("workspace"),
-                    run_number=run_number if isinstance(run_number, int) else None)
+                    run_number=run_number if isinstance(run_number, int) else None,
+                    mode=str(doc["mode"]) if doc.get("mode") else None)
 
 
 def scan_workspaces(base_dir: str | os.PathLike[str]) -> list[RunEntry]:

@@ -51,6 +51,7 @@ class RunListing:
     rows: list[dict[str, Any]]
     sources: list[str]
     warnings: list[str] = field(default_factory=list)
+    store: str = WORKSPACE_SOURCE  # the state Redis read (masked URL), if one was
     more: bool = False  # rows follow the page
     total: int | None = None  # rows that matched, when every place was read to its end
 
@@ -165,6 +166,7 @@ def list_runs(*, roots: list[Path] | None = None, limit: int | None = None, offs
     sources: list[str] = []
     warnings: list[str] = []
     complete = True
+    store = WORKSPACE_SOURCE
     redis = redis_store()
     if redis is not None:
         from .stores.redis import RedisStore
@@ -176,6 +178,7 @@ def list_runs(*, roots: list[Path] | None = None, limit: int | None = None, offs
                 rows[str(row["workflow_id"])] = {**row, "store": mask_url(redis.url)}
             complete = want is None or len(rows) < want
             sources.append(mask_url(redis.url))
+            store = mask_url(redis.url)
         except StoreUnavailable as err:
             warnings.append(_unreachable(redis, err))
     for root in workspace_roots(roots):
@@ -189,6 +192,6 @@ def list_runs(*, roots: list[Path] | None = None, limit: int | None = None, offs
                 rows.setdefault(str(row["workflow_id"]), row)
     ordered = sorted(rows.values(), key=lambda r: r.get("start_time") or "", reverse=True)
     end = offset + limit if limit else None
-    return RunListing(ordered[offset:end], sources, warnings,
+    return RunListing(ordered[offset:end], sources, warnings, store=store,
                       more=end is not None and len(ordered) > end,
                       total=len(ordered) if complete else None)

@@ -49,11 +49,13 @@ class CleanReport:
 
 
 def records_store() -> Store | None:
-    """The store whose records go with the workspaces: Redis when one is configured."""
-    url = get_settings().state_url
-    if not url or url.startswith(("file:", "memory:")):
-        return None
-    return open_store(url)
+    """The store whose records go with the workspaces: the state Redis when one is configured.
+
+    The same Redis that ``status`` and ``runs`` read (:attr:`Settings.redis_state_url`): a
+    ``redis://`` broker URL alone counts, so the fleet's keys go with their workspaces.
+    """
+    url = get_settings().redis_state_url
+    return open_store(url) if url else None
 
 
 def _same_place(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -99,12 +101,30 @@ def clean_runs(
     report = CleanReport()
     for entry, reason in chosen.kept:
         report.decisions.append(Decision(entry, "kept", reason))
+    asking = [e for e in chosen.remove if _holder(e, store) is not None and e.run_id]
+    if store is not None and asking:
+        # A store that cannot be reached is one error (StoreUnavailable, exit 3) before
+        # anything is removed, not one failure per run.
+        store.exists(str(asking[0].run_id))
     for entry in chosen.remove:
         report.decisions.append(_decide(entry, store, dry_run))
     return report
 
 
+def _holder(entry: RunEntry, store: Store | None) -> Store | None:
+    """The store that may hold ``entry``'s records.
+
+    Set by the broker URL alone, the Redis holds fleet runs only: `run` keeps its runs in
+    their workspaces unless YAML_WORKFLOW_STATE_URL names a store, so a local run's
+    workspace goes without asking a Redis that may be down.
+    """
+    if store is not None and entry.mode != "fleet" and not get_settings().state_url:
+        return None
+    return store
+
+
 def _decide(entry: RunEntry, store: Store | None, dry_run: bool) -> Decision:
+    store = _holder(entry, store)
     problem = not_a_run_workspace(entry)
     if problem:
         return Decision(entry, "kept", problem)

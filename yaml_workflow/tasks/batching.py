@@ -243,6 +243,23 @@ def batch_result(inputs: BatchInputs, records: Mapping[int, ItemRecord], duratio
     return result, must_stop(inputs, len(failed))
 
 
+_RESULT_KEYS = frozenset({"processed", "failed", "results", "stats"})
+
+
+def failed_item_counts(result: Any) -> tuple[int, int] | None:
+    """(failed, total) of a batch step's result when some of its items failed, else None.
+
+    What the step lines of ``run`` and ``submit --wait`` add to ``ok STEP``, so that a
+    batch that completed with failed items is not mistaken for a clean one.
+    """
+    if not isinstance(result, dict) or set(result) != _RESULT_KEYS or not isinstance(result["stats"], dict):
+        return None
+    failed, total = result["stats"].get("failed"), result["stats"].get("total")
+    if isinstance(failed, int) and isinstance(total, int) and failed > 0:
+        return failed, total
+    return None
+
+
 def items_failed(step: str, result: dict[str, Any]) -> BatchItemsFailed:
     """The error of a batch step that its items failed."""
     failed, total = result["failed"], result["stats"]["total"]

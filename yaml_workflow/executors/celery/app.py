@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery, signals
@@ -50,13 +51,17 @@ def default_app() -> Celery:
 
 @signals.worker_init.connect
 def _start_guard(sender: Any = None, **_: Any) -> None:
-    """The worker's claim guard (see .guard), started before the pool forks its processes."""
+    """The worker's claim guard (see .guard), started before the pool forks its processes,
+    and its stall sweep (see .sweep)."""
     from ...state.stores.redis.fleet import use_keeper
     from .guard import PipeKeeper, start_guard
     from .runtime import fleet_state
+    from .sweep import start_sweep
 
-    guard = start_guard(fleet_state(), getattr(sender, "hostname", "") or "")
+    hostname = getattr(sender, "hostname", "") or ""
+    guard = start_guard(fleet_state(), hostname)
     use_keeper(PipeKeeper(guard.write_fd))  # steps of the solo and threads pools run here
+    start_sweep(getattr(sender, "app", None) or default_app(), hostname or str(os.getpid()))
 
 
 @signals.worker_process_init.connect

@@ -28,7 +28,7 @@ from ...engine.request import RunResult
 from ...engine.resume import decide
 from ...engine.secrets import Masker, check_secrets
 from ...exceptions import BrokerUnavailable, ResumeRefused, RunNotFound, StoreUnavailable
-from ...settings import get_settings, process_environment
+from ...settings import get_settings, mask_url, process_environment
 from ...state.document import (
     FINISHED,
     RUNNING,
@@ -79,7 +79,7 @@ def _find(run_id: str, store: Any, workspace: Path | None) -> tuple[dict[str, An
         found = find_run_workspace(run_id, workspace_roots([workspace] if workspace else None))
     if found is None:
         raise RunNotFound(
-            f"run '{run_id}' is neither in the state store nor in a workspace under "
+            f"run '{run_id}' is neither in {mask_url(store.url)} nor in a workspace under "
             f"{', '.join(str(r) for r in workspace_roots([workspace] if workspace else None))}",
             hint="pass --workspace DIR (the run's workspace), or set YAML_WORKFLOW_WORKSPACE_ROOT",
         )

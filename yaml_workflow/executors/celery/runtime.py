@@ -33,6 +33,7 @@ from ...state.store import Store
 from ...state.stores import open_store
 from ...state.stores.redis import FleetState
 from ...state.stores.redis.fleet import report_process
+from ...tasks.batching import failed_item_counts
 from . import config
 from .persist import TRANSIENT
 from .progress import current_task_progress
@@ -93,6 +94,9 @@ def printer_event(event: dict[str, Any]) -> dict[str, Any]:
             "max_attempts", "next_delay", "host")
     out = {k: event[k] for k in keys if k in event}
     out["t"] = "step"
+    counts = failed_item_counts(event.get("result"))  # the result stays out of the stream
+    if counts is not None:
+        out["items_failed"], out["items_total"] = counts
     return out
 
 

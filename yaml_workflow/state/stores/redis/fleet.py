@@ -168,6 +168,7 @@ class FleetState:
         pipe = self._r.pipeline(transaction=True)
         pipe.set(keys.spec, json.dumps(spec, separators=(",", ":")))
         pipe.hset(keys.fleet, mapping={"status": "running", "remaining": steps})
+        pipe.sadd(self.keys.active_runs, run_id)
         pipe.execute()
 
     def spec(self, run_id: str) -> dict[str, Any] | None:
@@ -195,6 +196,7 @@ class FleetState:
             pipe.xadd(keys.events, {"e": json.dumps(event)}, maxlen=EVENTS_MAXLEN)
             for key in keys.fleet_data:
                 pipe.expire(key, FINISHED_TTL)
+            pipe.srem(self.keys.active_runs, run_id)
         pipe.execute()
 
     def field(self, run_id: str, name: str) -> str:
@@ -458,6 +460,7 @@ class FleetState:
         if ns:
             pipe.hset(keys.ns, mapping=ns)  # type: ignore[arg-type]
         pipe.persist(keys.events)
+        pipe.sadd(self.keys.active_runs, run_id)
         pipe.execute()
 
     # --- clean -------------------------------------------------------------------------
@@ -469,6 +472,7 @@ class FleetState:
                  if decode_text(k) not in (keys.steps, keys.outputs, keys.vars, keys.history)]
         if found:
             self._r.delete(*found)
+        self._r.srem(self.keys.active_runs, run_id)
 
 
 _KEEPER: dict[str, ClaimKeeper] = {"default": ClaimKeeper()}

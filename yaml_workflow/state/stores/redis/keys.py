@@ -3,6 +3,8 @@
 ``P`` is the key prefix (``YAML_WORKFLOW_KEY_PREFIX``, default ``ywf``)::
 
     P:runs                      sorted set  run ids by start time (``runs``, ``clean``)
+    P:active                    set    fleet runs that may still be running (the stall sweep)
+    P:sweep:lock                string the worker whose turn it is to sweep for stalled runs
     P:run:<id>                  hash   run fields: name, status, params, workflow, plan...
                                        plus ``fingerprint:<step>``, ``retry:<step>``, ``flag:<name>``
     P:run:<id>:steps            hash   ``<step>.<field>`` -> JSON (the step's status record)
@@ -113,6 +115,16 @@ class Keyspace:
     def run(self, run_id: str) -> RunKeys:
         """The keys of run ``run_id``."""
         return RunKeys(self.prefix, run_id)
+
+    @property
+    def active_runs(self) -> str:
+        """The set of fleet runs that may still be running (what the stall sweep reads)."""
+        return f"{self.prefix}:active"
+
+    @property
+    def sweep_lock(self) -> str:
+        """Which worker sweeps for stalled runs now (one at a time)."""
+        return f"{self.prefix}:sweep:lock"
 
     @property
     def schedules(self) -> str:
