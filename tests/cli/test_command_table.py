@@ -35,3 +35,14 @@ def test_global_flags_before_the_command_still_find_it() -> None:
     parser = build_parser(["--debug", "validate"], whole=False)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {c for c, m in COMMAND_OF.items() if m == "workflow_cmds"}
+
+
+def test_the_whole_command_line_is_built_without_pydantic_yaml_celery_or_redis() -> None:
+    # `yaml-workflow --help` and every command's parser stay cheap to build
+    import subprocess
+    import sys
+
+    probe = ("import sys; from yaml_workflow.cli.main import build_parser; build_parser();"
+             "print(sorted(m for m in ('pydantic', 'yaml', 'celery', 'redis', 'jinja2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..exceptions import UsageError, printable
-from ..tasks.batching import failed_item_counts
 
 if TYPE_CHECKING:
     from ..engine.request import RunResult
@@ -53,6 +52,8 @@ def _failed_items(event: dict[str, Any]) -> tuple[int, int] | None:
     """A batch's failed and total items: from its result (local) or the fleet's event fields."""
     if isinstance(event.get("items_failed"), int) and isinstance(event.get("items_total"), int):
         return event["items_failed"], event["items_total"]
+    from ..tasks.batching import failed_item_counts  # pydantic: not for every command's start-up
+
     return failed_item_counts(event.get("result"))
 
 

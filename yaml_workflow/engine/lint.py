@@ -13,15 +13,16 @@ conservative — a warning should almost never be wrong:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any
 
 from ..spec.loader import closest
 from ..spec.models import Step, Workflow
 from ..templating import iter_template_strings, truthy
 from ..templating.markup import simple_paths
 from .plan import build_plan
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 # Names of dict methods: `args.get('x')` is a lookup, not a param called "get".
 _DICT_METHODS = {"get", "keys", "items", "values"}
@@ -44,6 +45,8 @@ class LintWarning:
 
 def _key(node: nodes.Node) -> tuple[str, str] | None:
     """``("steps", "x")`` for ``steps.x`` / ``steps['x']``; None for anything else."""
+    from jinja2 import nodes  # Jinja only for templates that are more than substitutions
+
     if not isinstance(node, (nodes.Getattr, nodes.Getitem)) or not isinstance(node.node, nodes.Name):
         return None
     if node.node.name not in ("steps", "args"):
@@ -71,6 +74,8 @@ def references(source: str) -> set[tuple[str, str]]:
             if len(path) > 1 and path[0] in ("steps", "args") and isinstance(path[1], str)
             and path[1] not in _DICT_METHODS
         }
+    from jinja2 import nodes
+
     from ..templating.sandbox import parse_tree
 
     try:

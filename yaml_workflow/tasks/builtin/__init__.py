@@ -1,3 +1,5 @@
-"""The built-in task types; importing this package registers them."""
+"""The built-in task types, one module per family.
 
-from . import basic, batch, files, http, python, shell, template  # noqa: F401
+Each module registers its tasks when imported; the registry imports only the module of a
+task a workflow uses (``registry.BUILTIN_MODULES``), so this package imports nothing itself.
+"""
