@@ -95,6 +95,14 @@ class _Follower:
                     self.observer(event.get("t") or "step", event)
         return ended
 
+    def drain(self) -> None:
+        """Read what is left in the stream without waiting (the run has ended)."""
+        while True:
+            before = self.last_id
+            self.read(0)
+            if self.last_id == before:
+                return
+
     def check(self) -> str | None:
         """The run's status from Redis, stalled steps told to the observer; None while running."""
         status = self.fs.status(self.run_id)
@@ -164,6 +172,8 @@ def wait_for_run(run_id: str, *, timeout: float | None = None, observer: Any = N
             if ended is None and time.monotonic() >= next_status:
                 next_status = time.monotonic() + STATUS_EVERY
                 ended = follower.check()
+                if ended is not None:
+                    follower.drain()  # the steps that ended between the last read and the check
             follower.regained()
             if ended is not None:
                 return result_of(run_id, fs)

@@ -218,8 +218,10 @@ class FleetState:
         self._r.xadd(self.run_keys(run_id).events, {"e": json.dumps(event)}, maxlen=EVENTS_MAXLEN)
 
     def read_events(self, run_id: str, after: str, block_ms: int) -> list[tuple[str, dict[str, Any]]]:
-        """Stream entries after id ``after`` (waiting up to ``block_ms`` for the first)."""
-        replies = self._r.xread({self.run_keys(run_id).events: after}, count=500, block=block_ms)
+        """Stream entries after id ``after`` (waiting up to ``block_ms`` for the first; 0:
+        not at all, where Redis's own BLOCK 0 would wait for ever)."""
+        replies = self._r.xread({self.run_keys(run_id).events: after}, count=500,
+                                block=block_ms if block_ms > 0 else None)
         return [(decode_text(entry_id), json.loads(fields[b"e"]))
                 for _, entries in replies or [] for entry_id, fields in entries]
 
