@@ -82,7 +82,8 @@ class Sweep:
             if spec is None:
                 self.state.forget(run_id)
                 continue
-            if now - (last if last is not None else _started(spec, now)) < stall:
+            idle = now - (last if last is not None else _started(spec, now))
+            if idle < stall:
                 continue
             facts = self.state.facts(run_id)
             if facts.status != "running":
@@ -95,7 +96,7 @@ class Sweep:
                 continue
             seen[run_id] = (last, tuple(owed))
             if self.seen.get(run_id) == seen[run_id]:  # the same standstill one period ago
-                sent[run_id] = self._send(run_id, owed, now - (last or now))
+                sent[run_id] = self._send(run_id, owed, idle)
                 del seen[run_id]
         self.seen = seen
         return sent
