@@ -35,24 +35,26 @@ steps:
 """
 
 
-def _dump_everything(client: redis.Redis, prefix: str) -> str:
-    """Every key under the fleet's prefix and the broker's own keys, with their values."""
+def _text_of_everything(client: redis.Redis) -> str:
+    """Every key and value in the server, decoded as text (escaped forms stay as stored)."""
     parts = []
     for key in client.scan_iter("*"):
+        parts.append(key.decode("utf-8", "replace"))
         kind = client.type(key)
+        values: list[bytes] = []
         if kind == b"string":
-            parts.append(repr(client.get(key)))
+            values = [client.get(key) or b""]
         elif kind == b"hash":
-            parts.append(repr(client.hgetall(key)))
+            values = [x for pair in client.hgetall(key).items() for x in pair]
         elif kind == b"list":
-            parts.append(repr(client.lrange(key, 0, -1)))
+            values = client.lrange(key, 0, -1)
         elif kind == b"set":
-            parts.append(repr(client.smembers(key)))
+            values = list(client.smembers(key))
         elif kind == b"zset":
-            parts.append(repr(client.zrange(key, 0, -1)))
+            values = client.zrange(key, 0, -1)
         elif kind == b"stream":
-            parts.append(repr(client.xrange(key)))
-        parts.append(repr(key))
+            values = [x for _id, fields in client.xrange(key) for pair in fields.items() for x in pair]
+        parts += [v.decode("utf-8", "replace") for v in values]
     return "\n".join(parts)
 
 
@@ -73,7 +75,7 @@ def test_a_secret_in_batch_items_stays_out_of_redis_and_the_items_still_see_it(
     assert "***" in result["outputs"]["echo_it"]["stdout"]
     # and nothing in Redis — state, fleet keys, broker queues, results, events — holds it
     client = redis.Redis.from_url(fleet.server.url)
-    everything = _dump_everything(client, fleet.server.prefix)
+    everything = _text_of_everything(client)
     assert SECRET.encode() not in everything.encode()
     assert SECRET not in everything
     # nor the workspace
@@ -105,29 +107,6 @@ steps:
       code: |
         result = args["p"] == env["YWF_FLEET_TOKEN"]
 """
-
-
-def _text_of_everything(client: redis.Redis) -> str:
-    """Every key and value in the server, decoded as text (escaped forms stay as stored)."""
-    parts = []
-    for key in client.scan_iter("*"):
-        parts.append(key.decode("utf-8", "replace"))
-        kind = client.type(key)
-        values: list[bytes] = []
-        if kind == b"string":
-            values = [client.get(key) or b""]
-        elif kind == b"hash":
-            values = [x for pair in client.hgetall(key).items() for x in pair]
-        elif kind == b"list":
-            values = client.lrange(key, 0, -1)
-        elif kind == b"set":
-            values = list(client.smembers(key))
-        elif kind == b"zset":
-            values = client.zrange(key, 0, -1)
-        elif kind == b"stream":
-            values = [x for _id, fields in client.xrange(key) for pair in fields.items() for x in pair]
-        parts += [v.decode("utf-8", "replace") for v in values]
-    return "\n".join(parts)
 
 
 def test_a_param_equal_to_a_secret_is_a_reference_in_redis_and_workers_get_the_value(
