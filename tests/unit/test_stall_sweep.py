@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import fakeredis
 
@@ -70,7 +71,7 @@ def quiet_run(r: fakeredis.FakeRedis, run_id: str = "r1", **fields: str) -> None
     r.xadd(f"t:run:{run_id}:events", {"e": "{}"}, id=f"{int((NOW - 100) * 1000)}-0")
 
 
-NOW = 1_800_000_000.0
+NOW = time.time()  # retries ahead are judged on the real clock
 
 
 def sweep_of(r: fakeredis.FakeRedis) -> RecordingSweep:

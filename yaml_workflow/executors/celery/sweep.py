@@ -89,7 +89,7 @@ class Sweep:
             if facts.status != "running":
                 self.state.forget(run_id)
                 continue
-            if facts.live_claims or facts.waiting_retry(now):
+            if facts.live_claims or facts.waiting_retry:
                 continue
             owed = owed_steps(spec, facts)
             if not owed or self.state.broker_holds(run_id, _queues(spec)):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connection import client_for, decode_text
+from .fleet import FleetState
 from .keys import Keyspace
 
 # kombu's Redis transport: the hash of delivered, unacknowledged messages, and the
@@ -35,10 +36,7 @@ class RunFacts:
     status: str
     fields: dict[str, str] = field(default_factory=dict)  # the fleet hash
     live_claims: int = 0
-
-    def waiting_retry(self, now: float) -> bool:
-        """A retry countdown still ahead (its message waits in a worker)."""
-        return any(k.startswith("not_before:") and float(v or 0) > now for k, v in self.fields.items())
+    waiting_retry: bool = False  # a retry countdown still ahead (its message waits in a worker)
 
 
 class SweepState:
@@ -48,6 +46,7 @@ class SweepState:
                  broker_client: Any = None) -> None:
         self.keys = Keyspace(prefix)
         self._r = client if client is not None else client_for(state_url)
+        self._fleet = FleetState(state_url, prefix, client=self._r)  # claims and retries, as it reads them
         self._b = broker_client if broker_client is not None else (
             self._r if broker_url == state_url else client_for(broker_url))
 
@@ -82,7 +81,7 @@ class SweepState:
         return json.loads(raw) if raw else None
 
     def facts(self, run_id: str) -> RunFacts:
-        """The run's status, fleet fields and how many claims of it are live now."""
+        """The run's status and fleet fields, its live claims and whether a retry waits."""
         keys = self.keys.run(run_id)
         pipe = self._r.pipeline()
         pipe.hget(keys.run, "status")
@@ -90,14 +89,8 @@ class SweepState:
         run_status, raw = pipe.execute()
         fields = {decode_text(k): decode_text(v) for k, v in raw.items()}
         status = "cancelled" if decode_text(run_status) == "cancelled" else fields.get("status", "")
-        started = [k[8:] for k in fields if k.startswith("started:")]
-        live = 0
-        if started:
-            pipe = self._r.pipeline()
-            for name in started:
-                pipe.exists(keys.claim(name))
-            live = sum(int(x) for x in pipe.execute())
-        return RunFacts(status, fields, live)
+        return RunFacts(status, fields, len(self._fleet.live_claims(run_id)),
+                        bool(self._fleet.waiting_retries(run_id)))
 
     def forget(self, run_id: str) -> None:
         """The run is no longer running: the sweep stops looking at it."""
