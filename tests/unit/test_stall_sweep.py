@@ -98,7 +98,7 @@ def test_a_run_that_moved_between_two_looks_is_not_sent_anything() -> None:
 
 def test_a_live_claim_a_retry_ahead_or_a_queued_message_means_no_send() -> None:
     for setup in (lambda r: (r.hset("t:run:r1:fleet", "started:a", "1"), r.set("t:run:r1:claim:a", "tok")),
-                  lambda r: r.hset("t:run:r1:fleet", "not_before:a", str(NOW + 30)),
+                  lambda r: r.hset("t:run:r1:fleet", "not_before:a", str(time.time() + 3600)),
                   lambda r: r.lpush("celery", b'{"headers": {"argsrepr": "run=r1 step=a"}}')):
         r = fakeredis.FakeRedis()
         quiet_run(r)
